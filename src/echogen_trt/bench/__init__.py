@@ -1,0 +1,1 @@
+"""Benchmark library behind `echogen-trt bench` and `benchmarks/`."""

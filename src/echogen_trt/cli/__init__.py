@@ -1,0 +1,84 @@
+"""`echogen-trt` command line: a thin click layer over the library.
+
+Subcommands live one per module and are imported only when invoked, so `echogen-trt --help` and
+`generate` never import torch. Every `EchogenError` becomes "error: ..." on stderr and exit code 1;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from echogen_trt import __version__
+from echogen_trt.errors import EchogenError
+
+# name -> (module, attribute, one-line help shown without importing the module)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "doctor": ("echogen_trt.cli.doctor", "doctor", "Report what is installed and what it enables."),
+    "synth": ("echogen_trt.cli.synth", "synth", "Write a synthetic CAMUS-layout phantom dataset."),
+    "train": ("echogen_trt.cli.train", "train", "Train the Patch-cGAN on a CAMUS tree."),
+    "export": ("echogen_trt.cli.export", "export", "Export a checkpoint's generator to ONNX."),
+    "build-engine": (
+        "echogen_trt.cli.build_engine",
+        "build_engine",
+        "Build a TensorRT engine from an exported ONNX file.",
+    ),
+    "generate": ("echogen_trt.cli.generate", "generate", "Generate echo frames from masks."),
+    "bench": ("echogen_trt.cli.bench", "bench", "Benchmark backends, batch sizes and precisions."),
+    "demo": ("echogen_trt.cli.demo", "demo", "Run the whole pipeline on phantom data."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command), f"{module}.{attr} is not a click command"
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table, so --help imports no subcommand module.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, spec[2]) for name, spec in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="echogen-trt")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """Turn cardiac segmentation masks into echocardiogram frames, from training to TensorRT.
+
+    Quick start: `echogen-trt demo --out demo/` runs the whole pipeline on built-in phantom data.
+    """
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point: user errors become one line on stderr and exit status 1."""
+    try:
+        return cli.main(args=argv, prog_name="echogen-trt", standalone_mode=False)
+    except EchogenError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)

@@ -1,0 +1,42 @@
+"""The paper's five conditioning experiments: which CAMUS labels each keeps.
+
+Labels: 0 background, 1 LV cavity, 2 LV myocardium, 3 left atrium. Labels not kept are set to 0;
+kept labels keep their raw value (the reference feeds raw label values as floats).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from echogen_trt.errors import ConfigError
+
+LABEL_NAMES: dict[int, str] = {0: "background", 1: "lv", 2: "myo", 3: "la"}
+
+EXPERIMENTS: dict[str, tuple[int, ...]] = {
+    "ventricle": (1,),
+    "atrium": (3,),
+    "ventricle_myocard": (1, 2),
+    "ventricle_atrium": (1, 3),
+    "ventricle_myocard_atrium": (1, 2, 3),
+}
+
+DEFAULT_EXPERIMENT = "ventricle_myocard_atrium"
+
+
+def kept_labels(experiment: str) -> tuple[int, ...]:
+    """Labels kept by a named experiment; raises ConfigError listing the valid names."""
+    try:
+        return EXPERIMENTS[experiment]
+    except KeyError:
+        valid = ", ".join(EXPERIMENTS)
+        raise ConfigError(
+            f"experiment {experiment!r} | unknown. Expected one of: {valid}."
+        ) from None
+
+
+def select_labels(mask: np.ndarray, kept: Iterable[int]) -> np.ndarray:
+    """Zero every label not in `kept`; kept labels keep their value. Dtype is preserved."""
+    keep = np.isin(mask, np.asarray(tuple(kept), dtype=mask.dtype))
+    return np.where(keep, mask, np.zeros((), dtype=mask.dtype))

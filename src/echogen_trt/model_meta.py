@@ -1,0 +1,60 @@
+"""The conventions a deployed model carries with it (ONNX metadata_props, engine provenance).
+
+Export writes them; the runtime reads them and needs nothing else to feed the model correctly.
+Torch-free on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from echogen_trt.errors import InputMismatch
+
+META_PREFIX = "echogen."
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model expects and produces.
+
+    io = "float": input float32 (N, 1, H, W) of raw label values with unkept labels already zero,
+    output float32 (N, 1, H, W) in [0, 1].
+    io = "uint8": input uint8 (N, H, W) raw labels 0..3 (unkept labels zeroed inside the graph),
+    output uint8 (N, H, W) in 0..255.
+    """
+
+    experiment: str
+    kept_labels: tuple[int, ...]
+    input_size: tuple[int, int] = (256, 256)  # (H, W)
+    io: str = "float"  # "float" | "uint8"
+    precision: str = "fp32"  # "fp32" | "fp16" (of the weights/compute in the file)
+    input_name: str = "mask"
+    output_name: str = "echo"
+    step: int = 0
+    checkpoint_sha256: str = ""
+    package_version: str = ""
+    model_config: dict[str, object] = field(default_factory=dict)
+
+    def to_props(self) -> dict[str, str]:
+        """Flat string map for ONNX metadata_props (every value JSON-encoded)."""
+        return {META_PREFIX + k: json.dumps(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], source: str = "model") -> ModelMeta:
+        """Inverse of to_props; raises InputMismatch naming the file when keys are missing."""
+        names = {f.name for f in fields(cls)}
+        values: dict[str, object] = {}
+        for key, raw in props.items():
+            if key.startswith(META_PREFIX) and key[len(META_PREFIX) :] in names:
+                values[key[len(META_PREFIX) :]] = json.loads(raw)
+        missing = [n for n in ("experiment", "kept_labels") if n not in values]
+        if missing:
+            raise InputMismatch(
+                f"{source} | has no echogen metadata ({', '.join(missing)} missing). "
+                "Hint: export it with `echogen-trt export`, which records the conventions."
+            )
+        for key in ("kept_labels", "input_size"):
+            if key in values:
+                values[key] = tuple(values[key])  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]

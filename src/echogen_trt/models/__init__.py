@@ -1,0 +1,1 @@
+"""Reference Patch-cGAN networks (PyTorch): generator, discriminator, losses."""

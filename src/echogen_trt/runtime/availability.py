@@ -1,0 +1,62 @@
+"""What is installed, found without importing anything heavy until asked.
+
+`import tensorrt` is not a test: with `tensorrt-stubs` installed it succeeds as a namespace
+package holding only `.pyi` files. A real TensorRT has `__version__` and `Builder`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+from typing import Any
+
+from echogen_trt.errors import BackendUnavailable
+
+TRT_INSTALL_HINT = (
+    "desktop: `pip install 'echogen-trt[trt]'` (TensorRT wheels from NVIDIA's index); "
+    "Jetson: TensorRT comes with JetPack (`sudo apt install nvidia-jetpack`), then "
+    "`pip install pycuda`."
+)
+
+
+def has_module(name: str) -> bool:
+    """True when `name` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def tensorrt_module() -> ModuleType | None:
+    """The real `tensorrt` module, or None (absent, a stub, or broken)."""
+    if not has_module("tensorrt"):
+        return None
+    try:
+        trt = importlib.import_module("tensorrt")
+    except Exception:  # a broken install raises all sorts (OSError for missing libnvinfer)
+        return None
+    if not hasattr(trt, "__version__") or not hasattr(trt, "Builder"):
+        return None
+    return trt
+
+
+def require_tensorrt() -> Any:
+    """The `tensorrt` module, or BackendUnavailable saying how to install it."""
+    trt = tensorrt_module()
+    if trt is None:
+        raise BackendUnavailable(
+            f"tensorrt | not installed (or only its type stubs). {TRT_INSTALL_HINT}"
+        )
+    return trt
+
+
+def module_version(name: str) -> str | None:
+    """`name.__version__` if importable, else None. Imports the module."""
+    if not has_module(name):
+        return None
+    try:
+        mod = importlib.import_module(name)
+    except Exception:
+        return None
+    return str(getattr(mod, "__version__", "unknown"))

@@ -1,0 +1,1 @@
+"""Training: the reference recipe in one readable loop, with resumable checkpoints."""

@@ -1,0 +1,118 @@
+"""The CLI shell: version, lazy help, the error channel, doctor, TensorRT detection."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from echogen_trt import __version__
+from echogen_trt import cli as cli_mod
+from echogen_trt.errors import ConfigError
+from echogen_trt.runtime import availability
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli_mod.cli, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_help_lists_every_command_without_importing_torch() -> None:
+    code = (
+        "import sys; from echogen_trt.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    for name in cli_mod.COMMANDS:
+        assert name in out
+    assert out.strip().endswith("NO-TORCH")
+
+
+def test_every_registered_command_resolves_to_a_click_command() -> None:
+    group = cli_mod.cli
+    ctx = click.Context(group)
+    for name in cli_mod.COMMANDS:
+        cmd = group.get_command(ctx, name)
+        assert isinstance(cmd, click.Command), name
+        result = CliRunner().invoke(group, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert "Usage:" in result.output
+
+
+def test_user_error_becomes_one_line_and_exit_1(monkeypatch, capsys) -> None:
+    @click.command("boom")
+    def boom() -> None:
+        raise ConfigError("option --x | bad. Hint: fix it")
+
+    module = types.ModuleType("fake_boom")
+    module.boom = boom  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_boom", module)
+    monkeypatch.setitem(cli_mod.COMMANDS, "boom", ("fake_boom", "boom", "raises"))
+    with pytest.raises(SystemExit) as exc:
+        cli_mod.main(["boom"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "error: option --x | bad. Hint: fix it"
+
+
+def test_bug_keeps_its_traceback(monkeypatch) -> None:
+    @click.command("bug")
+    def bug() -> None:
+        raise ZeroDivisionError("bug")
+
+    module = types.ModuleType("fake_bug")
+    module.bug = bug  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_bug", module)
+    monkeypatch.setitem(cli_mod.COMMANDS, "bug", ("fake_bug", "bug", "raises"))
+    with pytest.raises(ZeroDivisionError):
+        cli_mod.main(["bug"])
+
+
+def test_doctor_json_reports_each_component() -> None:
+    result = CliRunner().invoke(cli_mod.cli, ["doctor", "--json"])
+    assert result.exit_code == 0, result.output
+    checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    for name in ("python", "torch", "onnxruntime", "tensorrt", "gpu", "medical I/O"):
+        assert name in checks
+    trt_ok = availability.tensorrt_module() is not None
+    assert checks["tensorrt"]["ok"] is trt_ok
+    if not trt_ok:
+        assert "pip install" in checks["tensorrt"]["fix"] and "JetPack" in checks["tensorrt"]["fix"]
+    assert checks["onnxruntime"]["ok"] and "CPUExecutionProvider" in checks["onnxruntime"]["detail"]
+
+
+def test_doctor_text_names_what_is_missing() -> None:
+    result = CliRunner().invoke(cli_mod.cli, ["doctor"])
+    assert result.exit_code == 0
+    if availability.tensorrt_module() is None:
+        assert "disables: build-engine" in result.output
+
+
+def test_tensorrt_stub_namespace_is_not_mistaken_for_tensorrt(tmp_path, monkeypatch) -> None:
+    stub = tmp_path / "tensorrt"
+    stub.mkdir()
+    (stub / "__init__.pyi").write_text("class Builder: ...\n__version__: str\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
+    assert availability.tensorrt_module() is None
+    with pytest.raises(Exception, match="not installed"):
+        availability.require_tensorrt()
+
+
+def test_real_looking_tensorrt_is_detected(monkeypatch) -> None:
+    fake = types.ModuleType("tensorrt")
+    fake.__version__ = "10.3.0"  # type: ignore[attr-defined]
+    fake.Builder = object  # type: ignore[attr-defined]
+    fake.__spec__ = types.SimpleNamespace(name="tensorrt")  # type: ignore[assignment]
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    monkeypatch.setattr(availability, "has_module", lambda name: True)
+    assert availability.tensorrt_module() is fake

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from echogen_trt.data.camus_write import MHD_SUBSETS, NIFTI_DIR, lazy_import, patient_dir
+from echogen_trt.data.preprocess import check_mask_values
 from echogen_trt.data.records import ViewRecord
 from echogen_trt.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
 VIEWS = ("2CH", "4CH")
-MAX_LABEL = 3
 _PATIENT_RE = re.compile(r"^patient\d+$")
 _MET_BYTES = {"MET_UCHAR": 1, "MET_CHAR": 1, "MET_USHORT": 2, "MET_SHORT": 2, "MET_UINT": 4,
               "MET_INT": 4, "MET_FLOAT": 4, "MET_DOUBLE": 8}  # fmt: skip
@@ -182,12 +182,7 @@ def _read_sequences(rec: ViewRecord, stem: Path, layout: str) -> None:
 def _read_mask(path: Path, patient: str, shape: tuple[int, ...], ndim: int) -> np.ndarray:
     mask, _ = _read_frames(path, patient, ndim=ndim)
     _check_shape(mask if ndim == 2 else mask[0], shape, path, patient)
-    bad = np.setdiff1d(np.unique(mask), np.arange(MAX_LABEL + 1))
-    if bad.size:
-        raise DataError(
-            f"patient {patient}, file {path} | mask values {bad.tolist()} outside 0..{MAX_LABEL}. "
-            "Expected CAMUS labels 0 background, 1 LV, 2 myocardium, 3 LA."
-        )
+    check_mask_values(mask, f"patient {patient}, file {path}")
     return mask
 
 

@@ -1,0 +1,123 @@
+"""Mask/frame pairs for training and evaluation, loaded the way the reference model was trained.
+
+One call turns a CAMUS tree (either layout) into arrays: the chosen split's patients, one view
+and phase each, masks resized by nearest neighbour with the experiment's unkept labels zeroed,
+frames resized (nearest by default, like the reference) and scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from echogen_trt.data.camus import VIEWS, detect_layout, read_view
+from echogen_trt.data.experiments import DEFAULT_EXPERIMENT, kept_labels, select_labels
+from echogen_trt.data.preprocess import (
+    IMAGE_INTERPOLATIONS,
+    check_size,
+    image_to_unit,
+    resize_image,
+    resize_mask,
+)
+from echogen_trt.data.splits import SPLIT_NAMES, resolve_split
+from echogen_trt.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+PHASES = ("ED", "ES")
+SPLITS = (*SPLIT_NAMES, "all")
+
+
+@dataclass
+class PairSet:
+    """Aligned arrays: masks[i] is the condition for images[i], both of patients[i]."""
+
+    masks: np.ndarray  # uint8 (N, H, W), raw labels, unkept labels zeroed
+    images: np.ndarray  # float32 (N, H, W) in [0, 1]
+    patients: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (patient, reason)
+    experiment: str = DEFAULT_EXPERIMENT
+    kept: tuple[int, ...] = (1, 2, 3)
+
+    def __len__(self) -> int:
+        return len(self.patients)
+
+
+def load_pairs(
+    root: Path,
+    *,
+    experiment: str = DEFAULT_EXPERIMENT,
+    split: str = "train",
+    view: str = "4CH",
+    phase: str = "ED",
+    size: tuple[int, int] = (256, 256),
+    image_interp: str = "nearest",
+    split_source: str = "auto",
+    skip_bad: bool = False,
+    progress: bool = False,
+) -> PairSet:
+    """Load one split of a CAMUS tree as mask/image pairs.
+
+    `split` is "train", "valid", "test" or "all" (the three together); `split_source` is passed
+    to `splits.resolve_split`. A bad patient (missing, corrupt or inconsistent files, withheld
+    mask) raises, unless `skip_bad`, which logs a warning and lists it in `skipped`.
+    """
+    root = Path(root)
+    kept = kept_labels(experiment)
+    _check_choice("split", split, SPLITS)
+    _check_choice("view", view, VIEWS)
+    _check_choice("phase", phase, PHASES)
+    _check_choice("image_interp", image_interp, tuple(IMAGE_INTERPOLATIONS))
+    size = check_size(size)
+    layout = detect_layout(root)
+    groups = resolve_split(root, split_source)
+    patients = sorted({p for g in groups.values() for p in g}) if split == "all" else groups[split]
+
+    masks, images, loaded, skipped = [], [], [], []
+    for patient in tqdm(patients, desc=f"load {split}", disable=not progress, leave=False):
+        try:
+            rec = read_view(root, patient, view, layout=layout)
+            mask = rec.mask(phase)
+            if mask is None:
+                raise DataError(
+                    f"patient {patient} | {view} {phase} mask withheld (2019 testing/ folder). "
+                    "Expected a _gt file. Hint: use a split of training/ patients."
+                )
+            masks.append(select_labels(resize_mask(mask, size), kept))
+            images.append(image_to_unit(resize_image(rec.frame(phase), size, image_interp)))
+            loaded.append(patient)
+        except DataError as err:
+            if not skip_bad:
+                raise
+            logger.warning("skipping %s: %s", patient, err)
+            skipped.append((patient, str(err)))
+    if not loaded:
+        raise DataError(_empty_message(root, split, split_source, len(patients), skipped))
+    logger.info("loaded %d %s pairs from %s (%d skipped)", len(loaded), split, root, len(skipped))
+    return PairSet(np.stack(masks), np.stack(images), loaded, skipped, experiment, kept)
+
+
+def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ConfigError(f"{name} {value!r} | unknown. Expected one of {list(valid)}.")
+
+
+def _empty_message(
+    root: Path, split: str, source: str, n_listed: int, skipped: list[tuple[str, str]]
+) -> str:
+    if n_listed == 0:
+        return (
+            f"split {split!r} of {root} | empty (split source {source!r}). Expected at least one "
+            "patient. Hint: the reference split keeps 2% of 95% of the patients for 'valid', so "
+            "small trees need database_split/ files (camus_write.write_split_files) or more "
+            "patients."
+        )
+    first = skipped[0][1] if skipped else "?"
+    return (
+        f"split {split!r} of {root} | all {n_listed} patients were skipped as bad. Expected at "
+        f"least one readable pair. First reason: {first}"
+    )

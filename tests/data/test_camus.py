@@ -198,3 +198,24 @@ def test_writer_and_reader_reject_bad_arguments(tmp_path: Path, record_factory) 
         camus.list_patients(tmp_path, "training")
     with pytest.raises(DataError, match="patient0099 \\| folder missing"):
         camus.read_view(tmp_path, "patient0099")
+
+
+def test_interrupted_write_leaves_no_file(tmp_path: Path, record_factory, monkeypatch) -> None:
+    def crash(image, path) -> None:
+        Path(path).write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nib, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_view(tmp_path, "nifti", record_factory())
+    folder = tmp_path / "database_nifti/patient0001"
+    assert list(folder.iterdir()) == []  # neither the target nor the temporary file
+
+
+def test_both_layouts_prefer_nifti(tmp_path: Path, record_factory, caplog) -> None:
+    write_view(tmp_path, "mhd", record_factory("patient0001"))
+    write_view(tmp_path, "nifti", record_factory("patient0002"))
+    assert camus.detect_layout(tmp_path) == "nifti"
+    assert "both CAMUS layouts" in caplog.text
+    assert camus.list_patients(tmp_path) == ["patient0002"]
+    assert camus.read_view(tmp_path, "patient0001", layout="mhd").patient == "patient0001"

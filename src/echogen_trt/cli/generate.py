@@ -1,0 +1,142 @@
+"""`echogen-trt generate`: masks to echo frames with an engine, an ONNX file or a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from echogen_trt.errors import ConfigError
+from echogen_trt.runtime.paths import FORMATS, parse_shard
+from echogen_trt.runtime.pipeline import SIZES, GenerateSummary, run_generate
+from echogen_trt.runtime.registry import BACKENDS, backend_availability, resolve_kind
+
+log = logging.getLogger(__name__)
+
+# Most preferred first: an engine beats its ONNX source, which beats the checkpoint.
+MODEL_TIERS = (("*.engine", "*.plan"), ("*.onnx",), ("best.pt",))
+
+
+def find_default_model(cwd: Path) -> Path:
+    """The one obvious model in `cwd` or `cwd/runs/*/`; ConfigError listing what was found."""
+    runs = cwd / "runs"
+    folders = [cwd, *sorted(p for p in runs.glob("*") if p.is_dir())] if runs.is_dir() else [cwd]
+    seen: list[Path] = []
+    for patterns in MODEL_TIERS:
+        found = sorted({f for d in folders for pat in patterns for f in d.glob(pat) if f.is_file()})
+        seen += found
+        if not found:
+            continue
+        kind = resolve_kind(found[0])
+        ok, reason = backend_availability(kind)
+        if not ok:
+            log.info("not using %s: %s", ", ".join(map(str, found)), reason)
+            continue
+        if len(found) == 1:
+            return found[0]
+        raise ConfigError(
+            f"--model | {len(found)} candidates: {', '.join(_show(f, cwd) for f in found)}. "
+            "Expected exactly one. Hint: pass --model PATH."
+        )
+    listed = f" (found but unusable here: {', '.join(_show(f, cwd) for f in seen)})" if seen else ""
+    raise ConfigError(
+        f"--model | none found in {cwd} or runs/*/{listed}. Expected an .engine, .onnx or "
+        "best.pt. Hint: pass --model PATH, or export one with `echogen-trt export`."
+    )
+
+
+def _show(path: Path, cwd: Path) -> str:
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)
+
+
+@click.command("generate")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--out",
+    "-o",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder; frames mirror the inputs' relative paths.",
+)
+@click.option(
+    "--model",
+    "-m",
+    type=click.Path(dir_okay=False),
+    help="An .engine, .onnx or .pt file. Default: the one obvious model in . or runs/*/.",
+)
+@click.option(
+    "--backend", type=click.Choice(["auto", *BACKENDS]), help="Default: from the model's suffix."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), help="Masks per inference call [8].")
+@click.option("--recursive", "-r", is_flag=True, help="Descend into sub-folders of input folders.")
+@click.option(
+    "--size",
+    type=click.Choice(SIZES),
+    help="Frames at the model's resolution [model] or each mask's own size.",
+)
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), help="Frame format [png].")
+@click.option(
+    "--overlay",
+    is_flag=True,
+    help="Also write NAME_overlay.png: mask | frame | contours, for checking.",
+)
+@click.option("--skip-existing", is_flag=True, help="Keep frames already in --out (resume a run).")
+@click.option("--shard", metavar="I/N", help="Do only shard I of N (0-based), for parallel jobs.")
+@click.option("--workers", type=click.IntRange(min=1), help="Reader and writer threads each.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def generate(
+    ctx: click.Context, inputs: tuple[str, ...], out: str, model: str | None, as_json: bool,
+    shard: str | None, **options: Any,
+) -> None:  # fmt: skip
+    """Generate one echo frame per mask in INPUTS (folders, glob patterns or files).
+
+    Masks: PNG/BMP/TIFF, .npy or CAMUS *_gt.mhd / *_gt.nii.gz holding labels 0..3 (or
+    0/85/170/255). Bad inputs are reported and skipped; the exit status is 1 if any failed.
+
+    \b
+    Example:
+      echogen-trt generate masks/ --out frames/ --model runs/exp/model.onnx
+    """
+    if model is None:
+        found = find_default_model(Path.cwd())
+        click.echo(f"using model {_show(found, Path.cwd())}", err=True)
+        model = str(found)
+    kwargs = {k: v for k, v in options.items() if v not in (None, False)}
+    summary = run_generate(
+        list(inputs),
+        out,
+        model=model,
+        shard=parse_shard(shard) if shard else None,
+        progress=not as_json,
+        **kwargs,
+    )
+    click.echo(json.dumps(summary.to_dict(), indent=2) if as_json else format_summary(summary))
+    if summary.failed:
+        ctx.exit(1)
+
+
+def format_summary(s: GenerateSummary) -> str:
+    """The human summary: counts, speed, then each failure on its own line."""
+    skipped = f", {s.skipped_existing} already there" if s.skipped_existing else ""
+    lines = [
+        f"wrote {s.written} of {s.total} frames to {s.out_dir}{skipped}, {len(s.failed)} failed"
+    ]
+    if s.ms_per_frame is not None:
+        compute = f"{s.compute_ms_per_frame:.2f}" if s.compute_ms_per_frame is not None else "-"
+        where = f" ({s.detail})" if s.detail else ""
+        lines.append(
+            f"{s.backend}{where}: {s.ms_per_frame:.2f} ms/frame end to end, {compute} ms/frame "
+            f"compute, model loaded in {s.load_s:.2f} s"
+        )
+    if s.failed:
+        lines.append("failed:")
+        lines += [f"  {path}: {reason}" for path, reason in s.failed]
+    return "\n".join(lines)

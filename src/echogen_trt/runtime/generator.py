@@ -1,0 +1,143 @@
+"""The Python API: masks in, echo frames out, on whichever backend serves the model file.
+
+    from echogen_trt.runtime import Generator
+
+    with Generator("model.onnx") as gen:
+        frames = gen.generate(masks)  # uint8 (N, H, W) at the model's resolution
+
+Everything the model needs (size, kept labels, float or uint8 I/O) comes from its metadata, so the
+caller passes raw label masks of any size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from echogen_trt.errors import ConfigError, InputMismatch
+from echogen_trt.model_meta import ModelMeta
+from echogen_trt.runtime import prepost
+from echogen_trt.runtime.backends.base import Backend
+from echogen_trt.runtime.io import labels_from_values
+from echogen_trt.runtime.registry import open_backend
+
+log = logging.getLogger(__name__)
+
+
+class Generator:
+    """Serve a model file (.engine, .onnx or .pt) in batches.
+
+    `backend`: None/"auto" (from the suffix), "tensorrt", "onnxrt" or "torch"; `opts` go to the
+    backend (device, providers, threads, ...). Opens on first use or on `with`; `close()` frees.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "model.onnx",
+        backend: str | None = None,
+        batch_size: int = 8,
+        **opts: Any,
+    ) -> None:
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch_size | {batch_size}. Expected an integer >= 1.")
+        self.model = str(model)
+        self.batch_size = int(batch_size)
+        self.backend: Backend = open_backend(model, backend, **opts)
+        self.compute_ms = 0.0  # sum of backend latencies since open (compute-only timing)
+        self.frames = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def open(self) -> Generator:
+        self.backend.open()
+        return self
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Generator:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def meta(self) -> ModelMeta:
+        """The model's conventions (opens the backend if needed)."""
+        return self.open().backend.meta
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) of the frames `generate` returns."""
+        return self.meta.input_size
+
+    # -- generation ------------------------------------------------------------------------
+    def generate(
+        self, masks: np.ndarray | Sequence[np.ndarray], *, check_labels: bool = True
+    ) -> np.ndarray:
+        """uint8 frames (N, H, W) at the model's resolution for N label masks of any size.
+
+        `masks`: one (H, W) mask, an (N, H, W) array, or a list of (H, W) masks; raw labels 0..3
+        (or the scaled 0/85/170/255, mapped unless check_labels=False).
+        """
+        items = _as_mask_list(masks)
+        if check_labels:
+            items = [labels_from_values(m, f"mask {i}") for i, m in enumerate(items)]
+        meta = self.meta
+        return self.run_prepared([prepost.prepare_mask(m, meta) for m in items])
+
+    def prepare(self, mask: np.ndarray) -> np.ndarray:
+        """One raw-label mask as the model wants it (resized, labels selected); thread-safe."""
+        return prepost.prepare_mask(mask, self.meta)
+
+    def run_prepared(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
+        """Frames for masks already passed through `prepare`, in chunks the model accepts."""
+        if not prepared:
+            height, width = self.input_size
+            return np.zeros((0, height, width), dtype=np.uint8)
+        chunk, fixed = self._chunking()
+        frames = [
+            self._run_chunk(prepared[start : start + chunk], fixed)
+            for start in range(0, len(prepared), chunk)
+        ]
+        return np.concatenate(frames)
+
+    def _chunking(self) -> tuple[int, int]:
+        """(chunk size, fixed batch or 0) from batch_size, a static batch dim and max_batch."""
+        meta = self.meta
+        spec = self.backend.inputs[meta.input_name]
+        fixed = spec.shape[0] if spec.shape and spec.shape[0] is not None else 0
+        chunk = fixed or self.batch_size
+        if self.backend.max_batch is not None:
+            chunk = min(chunk, self.backend.max_batch)
+        return max(chunk, 1), fixed
+
+    def _run_chunk(self, prepared: Sequence[np.ndarray], fixed: int) -> np.ndarray:
+        meta = self.meta
+        batch = prepost.pack_batch(prepared, meta, pad_to=fixed)
+        out = self.backend.infer({meta.input_name: batch}, reuse_outputs=True)
+        self.compute_ms += self.backend.last_latency_ms or 0.0
+        self.frames += len(prepared)
+        frames = prepost.frames_from_output(out[meta.output_name], meta)
+        return np.array(frames[: len(prepared)], copy=True)
+
+
+def _as_mask_list(masks: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    if isinstance(masks, np.ndarray):
+        if masks.ndim == 2:
+            return [masks]
+        if masks.ndim == 3:
+            return list(masks)
+        raise InputMismatch(
+            f"masks | array of shape {masks.shape}. Expected (H, W) or (N, H, W) label masks."
+        )
+    items = [np.asarray(m) for m in masks]
+    bad = [i for i, m in enumerate(items) if m.ndim != 2]
+    if bad:
+        raise InputMismatch(
+            f"masks | item {bad[0]} has shape {items[bad[0]].shape}. Expected (H, W) label masks."
+        )
+    return items

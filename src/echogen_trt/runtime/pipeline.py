@@ -1,0 +1,268 @@
+"""`generate`: a folder of masks to a folder of frames, batched and pipelined, torch-free.
+
+Reader threads decode and resize masks ahead of the model (bounded prefetch), the main thread runs
+inference batch by batch, writer threads resize back and encode. OpenCV releases the GIL, so on a
+Jetson the CPU work overlaps the GPU. Each bad input is reported and skipped; the rest are written.
+Frames are written atomically, so an interrupted run leaves only whole frames and
+`skip_existing=True` resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from echogen_trt.errors import ConfigError, EchogenError
+from echogen_trt.runtime.generator import Generator
+from echogen_trt.runtime.io import panel, read_mask, write_frame
+from echogen_trt.runtime.paths import FORMATS, Job, collect_inputs, plan_jobs, shard_jobs
+from echogen_trt.runtime.prepost import restore_size
+from echogen_trt.runtime.registry import resolve_kind
+
+log = logging.getLogger(__name__)
+
+SIZES = ("model", "original")
+
+
+@dataclass
+class GenerateSummary:
+    """What a run did; `failed` lists (input, reason) for every input that was not written."""
+
+    model: str
+    backend: str
+    out_dir: str
+    total: int = 0  # inputs in this run (after --shard), written or not
+    written: int = 0
+    skipped_existing: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    ms_per_frame: float | None = None  # end to end: read, infer, write (wall time / frame)
+    compute_ms_per_frame: float | None = None  # backend infer() time only
+    elapsed_s: float = 0.0
+    load_s: float = 0.0  # opening the model (not in ms_per_frame)
+    detail: str = ""  # e.g. the ONNX Runtime providers in use
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["failed"] = [{"input": p, "reason": r} for p, r in self.failed]
+        data["ok"] = self.ok
+        return data
+
+
+@dataclass
+class _Loaded:
+    prepared: np.ndarray
+    shape: tuple[int, int]
+    mask: np.ndarray | None  # kept only for --overlay
+
+
+def run_generate(
+    inputs: Iterable[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    model: str | os.PathLike[str],
+    backend: str | None = None,
+    batch_size: int = 8,
+    recursive: bool = False,
+    size: str = "model",
+    fmt: str = "png",
+    overlay: bool = False,
+    skip_existing: bool = False,
+    shard: tuple[int, int] | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    **backend_opts: Any,
+) -> GenerateSummary:
+    """Generate one frame per mask file under `out_dir`, mirroring the inputs' relative paths.
+
+    Raises ConfigError for an unsafe or empty plan before any work; per-input problems go to
+    `summary.failed` and the run goes on.
+    """
+    _check_options(size, fmt, shard, workers)
+    out = Path(out_dir)
+    inputs = [os.fspath(i) for i in inputs]
+    items, failed = collect_inputs(inputs, recursive=recursive, exclude=out)
+    if not items and not failed:
+        raise ConfigError(
+            f"inputs {inputs} | no mask files found. Expected PNG, BMP, TIFF, .npy or CAMUS "
+            "*_gt.mhd / *_gt.nii.gz files. Hint: add --recursive for nested folders."
+        )
+    dirs = [Path(i) for i in inputs if Path(i).is_dir()]
+    jobs = shard_jobs(plan_jobs(items, out, fmt=fmt, overlay=overlay, input_dirs=dirs), shard)
+    summary = GenerateSummary(str(model), resolve_kind(model, backend), str(out), total=len(jobs))
+    summary.failed.extend(failed)
+    if skip_existing:
+        done = [j for j in jobs if _is_done(j)]
+        summary.skipped_existing = len(done)
+        jobs = [j for j in jobs if not _is_done(j)]
+    if jobs:
+        out.mkdir(parents=True, exist_ok=True)
+        _serve(
+            jobs,
+            summary,
+            model=model,
+            backend=backend,
+            batch_size=batch_size,
+            size=size,
+            overlay=overlay,
+            workers=workers or default_workers(),
+            progress=progress,
+            backend_opts=backend_opts,
+        )
+    summary.failed.sort()
+    return summary
+
+
+def default_workers() -> int:
+    """Reader/writer threads per pool: enough to hide PNG decode/encode behind the model."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _check_options(size: str, fmt: str, shard: tuple[int, int] | None, workers: int | None) -> None:
+    if size not in SIZES:
+        raise ConfigError(f"size {size!r} | unknown. Expected one of {', '.join(SIZES)}.")
+    if fmt not in FORMATS:
+        raise ConfigError(f"format {fmt!r} | unknown. Expected one of {', '.join(FORMATS)}.")
+    if shard is not None and not 0 <= shard[0] < shard[1]:
+        raise ConfigError(f"shard {shard} | invalid. Expected (i, n) with 0 <= i < n.")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers | {workers}. Expected an integer >= 1.")
+
+
+def _is_done(job: Job) -> bool:
+    return job.out.is_file() and (job.panel is None or job.panel.is_file())
+
+
+def _serve(
+    jobs: list[Job],
+    summary: GenerateSummary,
+    *,
+    model: str | os.PathLike[str],
+    backend: str | None,
+    batch_size: int,
+    size: str,
+    overlay: bool,
+    workers: int,
+    progress: bool,
+    backend_opts: dict[str, Any],
+) -> None:
+    start = time.perf_counter()
+    with Generator(model, backend, batch_size, **backend_opts) as gen:
+        summary.load_s = time.perf_counter() - start
+        summary.backend = gen.backend.name
+        providers = getattr(gen.backend, "providers", None)
+        summary.detail = ", ".join(providers) if providers else ""
+        bar = tqdm(total=len(jobs), unit="frame", disable=None if progress else True)
+        run = _Run(gen, summary, bar, size=size, overlay=overlay, workers=workers)
+        loop_start = time.perf_counter()
+        try:
+            run.run(jobs)
+        finally:
+            bar.close()
+            summary.elapsed_s = time.perf_counter() - start
+            processed = summary.written + len(run.failed_here)
+            if processed:
+                summary.ms_per_frame = (time.perf_counter() - loop_start) * 1e3 / processed
+            if gen.frames:
+                summary.compute_ms_per_frame = gen.compute_ms / gen.frames
+
+
+class _Run:
+    """The threaded loop: read ahead, infer in batches on this thread, write behind."""
+
+    def __init__(
+        self,
+        gen: Generator,
+        summary: GenerateSummary,
+        bar: Any,
+        *,
+        size: str,
+        overlay: bool,
+        workers: int,
+    ) -> None:
+        self.gen, self.summary, self.bar = gen, summary, bar
+        self.size, self.overlay, self.workers = size, overlay, workers
+        self.writes: deque[tuple[Job, Future[None]]] = deque()
+        self.failed_here: list[tuple[str, str]] = []
+
+    def run(self, jobs: list[Job]) -> None:
+        readers = ThreadPoolExecutor(self.workers, thread_name_prefix="echogen-read")
+        writers = ThreadPoolExecutor(self.workers, thread_name_prefix="echogen-write")
+        try:
+            self._loop(jobs, readers, writers)
+            self._drain(0)
+        finally:  # on interrupt: drop queued work, let in-flight (atomic) writes finish
+            readers.shutdown(wait=True, cancel_futures=True)
+            writers.shutdown(wait=True, cancel_futures=True)
+
+    def _loop(
+        self, jobs: list[Job], readers: ThreadPoolExecutor, writers: ThreadPoolExecutor
+    ) -> None:
+        chunk = self.gen.batch_size
+        prefetch = max(2 * chunk, 2 * self.workers)
+        pending: deque[tuple[Job, Future[_Loaded]]] = deque()
+        todo = iter(jobs)
+        batch: list[tuple[Job, _Loaded]] = []
+        while True:
+            while len(pending) < prefetch and (job := next(todo, None)) is not None:
+                pending.append((job, readers.submit(self._read, job)))
+            if not pending:
+                break
+            job, future = pending.popleft()
+            try:
+                batch.append((job, future.result()))
+            except (EchogenError, OSError) as err:
+                self._fail(job, err)
+            if len(batch) >= chunk or (batch and not pending):
+                self._infer(batch, writers)
+                batch = []
+
+    def _read(self, job: Job) -> _Loaded:
+        mask = read_mask(job.src)
+        shape = (int(mask.shape[0]), int(mask.shape[1]))
+        return _Loaded(self.gen.prepare(mask), shape, mask if self.overlay else None)
+
+    def _infer(self, batch: list[tuple[Job, _Loaded]], writers: ThreadPoolExecutor) -> None:
+        frames = self.gen.run_prepared([loaded.prepared for _, loaded in batch])
+        for (job, loaded), frame in zip(batch, frames, strict=True):
+            self.writes.append((job, writers.submit(self._write, job, loaded, frame)))
+        self._drain(2 * self.gen.batch_size + self.workers)
+
+    def _write(self, job: Job, loaded: _Loaded, frame: np.ndarray) -> None:
+        if self.size == "original":
+            frame = restore_size(frame, loaded.shape)
+        if job.panel is not None and loaded.mask is not None:
+            write_frame(job.panel, panel(frame, loaded.mask))
+        write_frame(job.out, frame)  # last: a frame on disk means its panel is there too
+
+    def _drain(self, keep: int) -> None:
+        while len(self.writes) > keep:
+            job, future = self.writes.popleft()
+            try:
+                future.result()
+            except (EchogenError, OSError) as err:
+                self._fail(job, err)
+                continue
+            self.summary.written += 1
+            self.bar.update(1)
+
+    def _fail(self, job: Job, err: Exception) -> None:
+        reason = str(err).removeprefix(f"{job.src} | ")
+        log.warning("skipped %s: %s", job.src, reason)
+        entry = (str(job.src), reason)
+        self.summary.failed.append(entry)
+        self.failed_here.append(entry)
+        self.bar.update(1)

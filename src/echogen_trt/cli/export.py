@@ -1,0 +1,89 @@
+"""`echogen-trt export`: a checkpoint's generator to ONNX (FP32, FP16 or both), verified."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from echogen_trt.export.verify import VerificationFailed, VerifyReport
+
+
+def format_report(report: VerifyReport) -> str:
+    """The verification table: check, value, bound, ok."""
+    rows = [("check", "value", "bound", "ok")]
+    rows += [(c.name, c.value, c.bound, "yes" if c.ok else "NO") for c in report.checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
+        for r in rows
+    ]
+    verdict = "passed" if report.ok else "FAILED"
+    return "\n".join([f"verification of {report.path}: {verdict}", *lines])
+
+
+def _describe(result: Any) -> str:
+    batch = "dynamic batch" if result.batch is None else f"batch {result.batch}"
+    return (
+        f"wrote {result.path} ({result.meta.precision}, io={result.meta.io}, {batch}, "
+        f"opset {result.opset}): {result.size_bytes / 1e6:.2f} MB in {result.seconds:.1f} s"
+    )
+
+
+@click.command("export")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="ONNX file to write (with --precision both, also OUT's .fp16.onnx sibling).",
+)  # fmt: skip
+@click.option(
+    "--precision", type=click.Choice(["fp32", "fp16", "both"]), default=None,
+    help="Weights/compute precision in the file; I/O stays FP32 (or uint8). [default: fp32]",
+)  # fmt: skip
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=None,
+    help="Fix the batch size (TensorRT DLA needs static shapes). [default: dynamic]",
+)  # fmt: skip
+@click.option(
+    "--fused-io", is_flag=True, default=False,
+    help="uint8 (N,H,W) raw labels in, uint8 frames out: label selection and scaling in-graph.",
+)  # fmt: skip
+@click.option("--opset", type=int, default=None, help="ONNX opset. [default: 17]")
+@click.option("--no-verify", is_flag=True, default=False, help="Skip the ORT-vs-torch checks.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print a JSON summary.")
+def export(
+    checkpoint: Path,
+    out: Path,
+    precision: str | None,
+    batch: int | None,
+    fused_io: bool,
+    opset: int | None,
+    no_verify: bool,
+    as_json: bool,
+) -> None:
+    """Export CHECKPOINT's generator to ONNX and verify it against the torch model.
+
+    Verification: ONNX checker, TensorRT op support, I/O signature, dynamic batch, and ONNX
+    Runtime vs PyTorch (FP32: max abs error <= 1e-4; FP16: PSNR >= 40 dB).
+
+    Example: echogen-trt export runs/exp/best.pt --out model.onnx --precision both
+    """
+    from echogen_trt.export.onnx_export import export_checkpoint
+
+    options: dict[str, Any] = {"batch": batch, "fused_io": fused_io, "verify": not no_verify}
+    options |= {k: v for k, v in {"precision": precision, "opset": opset}.items() if v is not None}
+    try:
+        results = export_checkpoint(checkpoint, out, **options)
+    except VerificationFailed as err:
+        report = err.report
+        click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
+        raise
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    for result in results:
+        click.echo(_describe(result))
+        if result.verify is not None:
+            click.echo(format_report(result.verify))

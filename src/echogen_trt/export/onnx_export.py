@@ -1,0 +1,389 @@
+"""Generator -> ONNX file that TensorRT 8.5 to 11 and ONNX Runtime all parse.
+
+Exporter choice: torch's dynamo exporter (`torch.onnx.export(dynamo=True)`, the default since
+torch 2.9). The legacy TorchScript exporter (`dynamo=False`) still runs in torch 2.13 but raises
+two DeprecationWarnings ("The feature will be removed"), leaves an Identity node per folded
+BatchNorm input (22 in the 64x64 model), and exports an explicit asymmetric pad (`ZeroPad2d`) as a
+Pad fed by a shape subgraph (ConstantOfShape, Reshape, Slice, Transpose, Cast) that its constant
+folding cannot fold. The dynamo exporter's optimizer folds pads into Conv `pads` and BatchNorm
+into the preceding Conv, leaving only Conv, ConvTranspose, BatchNormalization (after ReLU, not
+foldable), LeakyRelu, Relu and Sigmoid. It emits opset 18 at least, so the optimized graph is
+lowered to the requested opset (17 by default, the newest TensorRT 8.5 on JetPack 5 parses) with
+`onnx.version_converter`; none of these ops changed between 17 and 18. The tests prove the result
+(checker, TensorRT op list, ORT vs torch, dynamic batch).
+
+torch is imported inside the functions that need it: reading and writing model metadata (used by
+the TensorRT builder and the torch-free runtime) must not pull it in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import onnx
+
+from echogen_trt import __version__
+from echogen_trt.errors import ConfigError, ExportError
+from echogen_trt.export.ops import op_counts
+from echogen_trt.model_meta import META_PREFIX, ModelMeta
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import nn
+
+    from echogen_trt.export.verify import VerifyReport
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16")
+DEFAULT_OPSET = 17
+MIN_OPSET = 13  # Where/Equal/Round/Clip with tensor bounds; TensorRT 8.5 parses 7..17
+DYNAMO_MIN_OPSET = 18  # the dynamo exporter's lowest implemented opset
+MAX_PROTO_BYTES = 2**31 - 1  # protobuf limit of a single-file ONNX model
+QUIET_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+
+
+@dataclass
+class ExportResult:
+    """What one export wrote: where, what it holds, how long it took, and its verification."""
+
+    path: Path
+    meta: ModelMeta
+    batch: int | None  # None: dynamic batch axis
+    opset: int
+    size_bytes: int
+    seconds: float
+    op_counts: dict[str, int] = field(default_factory=dict)
+    exporter: str = "torch.onnx dynamo"
+    verify: VerifyReport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (the CLI's --json output)."""
+        return {
+            "path": str(self.path),
+            "precision": self.meta.precision,
+            "io": self.meta.io,
+            "batch": self.batch,
+            "opset": self.opset,
+            "size_bytes": self.size_bytes,
+            "seconds": round(self.seconds, 3),
+            "op_counts": dict(self.op_counts),
+            "exporter": self.exporter,
+            "meta": asdict(self.meta),
+            "verify": self.verify.to_dict() if self.verify is not None else None,
+        }
+
+
+# --- metadata and files (torch-free) -------------------------------------------------------
+
+
+def write_meta(model: onnx.ModelProto, meta: ModelMeta) -> None:
+    """Replace the model's echogen.* metadata_props with `meta.to_props()`."""
+    others = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(META_PREFIX)]
+    del model.metadata_props[:]
+    for key, value in [*others, *sorted(meta.to_props().items())]:
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "echogen-trt"
+    model.producer_version = __version__
+
+
+def read_meta(
+    model: onnx.ModelProto | str | os.PathLike[str], source: str | None = None
+) -> ModelMeta:
+    """ModelMeta of an ONNX model or file; InputMismatch naming `source` (or the file) if none."""
+    if isinstance(model, onnx.ModelProto):
+        proto, source = model, source or "model"
+    else:
+        proto, source = load_model(model), source or f"ONNX file {os.fspath(model)}"
+    return ModelMeta.from_props({p.key: p.value for p in proto.metadata_props}, source=source)
+
+
+def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """onnx.load with an ExportError naming the file when it is missing or not ONNX."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(
+            f"ONNX file {path} | not found. Hint: export one with `echogen-trt export`."
+        )
+    try:
+        return onnx.load(os.fspath(path))
+    except Exception as err:  # protobuf DecodeError and friends
+        raise ExportError(
+            f"ONNX file {path} | cannot be parsed ({type(err).__name__}). Expected an ONNX "
+            "model. Hint: the file may be truncated; export it again."
+        ) from err
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> int:
+    """Write `model` as one file, atomically (temporary file, then os.replace); returns bytes."""
+    path = Path(path)
+    size = model.ByteSize()
+    if size > MAX_PROTO_BYTES:
+        raise ExportError(
+            f"ONNX file {path} | the model is {size / 2**30:.1f} GiB, over protobuf's 2 GiB limit "
+            "for a single file. Hint: use a smaller width or FP16."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(model.SerializeToString())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path.stat().st_size
+
+
+def fp16_path_for(path: str | os.PathLike[str]) -> Path:
+    """model.onnx -> model.fp16.onnx, the FP16 sibling `--precision both` writes."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.fp16{path.suffix or '.onnx'}")
+
+
+def meta_from_info(info: dict[str, Any], *, fused_io: bool = False) -> ModelMeta:
+    """ModelMeta (FP32) from `load_generator`'s info dict."""
+    size = int(info["image_size"])
+    return ModelMeta(
+        experiment=str(info["experiment"]),
+        kept_labels=tuple(int(k) for k in info["kept_labels"]),
+        input_size=(size, size),
+        io="uint8" if fused_io else "float",
+        precision="fp32",
+        step=int(info.get("step", 0)),
+        checkpoint_sha256=str(info.get("sha256", "")),
+        package_version=__version__,
+        model_config=dict(info.get("model_config", {})),
+    )
+
+
+# --- export (torch) ------------------------------------------------------------------------
+
+
+def _check_options(precision: str, batch: int | None, opset: int) -> None:
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"precision | unknown value {precision!r}. Expected one of: {', '.join(PRECISIONS)}."
+        )
+    if batch is not None and batch < 1:
+        raise ConfigError(f"batch | must be >= 1, got {batch}. Hint: omit it for a dynamic batch.")
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ConfigError(
+            f"opset | {opset} is not supported. Expected {MIN_OPSET}..{newest} "
+            f"({DEFAULT_OPSET} parses in TensorRT 8.5 to 11)."
+        )
+
+
+def with_fused_io(generator: nn.Module, kept_labels: Sequence[int]) -> nn.Module:
+    """Wrap `generator` so the graph maps uint8 (N, H, W) raw labels to uint8 (N, H, W) frames.
+
+    Inside the graph: labels not in `kept_labels` (any value, also > 3) become 0, the mask is cast
+    to float, and the output is round(clip(255 * y, 0, 255)). The comparisons run on float32
+    (Cast, Equal, Or, Where): TensorRT's Equal takes no uint8.
+    """
+    import torch
+
+    kept = tuple(float(k) for k in kept_labels)
+    if not kept:
+        raise ConfigError("kept_labels | empty. Expected at least one of 1, 2, 3.")
+
+    class FusedIO(torch.nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.generator = inner
+
+        def forward(self, mask: torch.Tensor) -> torch.Tensor:
+            x = mask.to(torch.float32)
+            keep = x == kept[0]
+            for label in kept[1:]:
+                keep = keep | (x == label)
+            x = torch.where(keep, x, torch.zeros((), dtype=torch.float32)).unsqueeze(1)
+            y = self.generator(x).squeeze(1)
+            return torch.round(torch.clamp(y * 255.0, 0.0, 255.0)).to(torch.uint8)
+
+    return FusedIO(generator).eval()
+
+
+def _example_input(meta: ModelMeta, batch: int | None, fused_io: bool) -> Any:
+    import torch
+
+    h, w = meta.input_size
+    n = batch if batch is not None else 2  # 2, not 1: the exporter specialises size-1 dims
+    if fused_io:
+        return torch.zeros((n, h, w), dtype=torch.uint8)
+    return torch.zeros((n, 1, h, w), dtype=torch.float32)
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's INFO pass logs, torchvision notices and internal warnings."""
+    levels = {name: logging.WARNING for name in QUIET_LOGGERS}
+    levels["torch.onnx._internal.exporter._registration"] = logging.ERROR  # "no torchvision"
+    saved = {name: logging.getLogger(name).level for name in levels}
+    for name, level in levels.items():
+        if logging.getLogger(name).getEffectiveLevel() < level:
+            logging.getLogger(name).setLevel(level)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            warnings.filterwarnings("ignore", message=".*padding='same'.*", category=UserWarning)
+            yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _torch_to_onnx(module: nn.Module, example: Any, batch: int | None) -> onnx.ModelProto:
+    """Run the dynamo exporter (optimized, opset 18) without printing."""
+    import torch
+
+    dynamic = None if batch is not None else ({0: torch.export.Dim("batch", min=1)},)
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                module,
+                (example,),
+                None,
+                input_names=[ModelMeta.input_name],
+                output_names=[ModelMeta.output_name],
+                opset_version=DYNAMO_MIN_OPSET,
+                dynamo=True,
+                dynamic_shapes=dynamic,
+                optimize=True,
+                verbose=False,
+            )
+    except Exception as err:  # torch.export raises many types; all mean "cannot export"
+        raise ExportError(
+            f"generator | torch.onnx.export failed: {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}. Hint: run with -vv for the trace."
+        ) from err
+    assert program is not None  # dynamo=True with f=None always returns the program
+    return program.model_proto
+
+
+def _lower_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """Convert the exporter's opset-18 graph down to `opset` (no-op when already there)."""
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if current == opset:
+        return model
+    try:
+        return onnx.version_converter.convert_version(model, opset)
+    except Exception as err:
+        raise ExportError(
+            f"opset | the exported graph cannot be converted from opset {current} to {opset}: "
+            f"{str(err).splitlines()[-1]}. Hint: pass --opset {current} (TensorRT >= 8.6)."
+        ) from err
+
+
+def _generator_size(generator: nn.Module) -> int | None:
+    size = getattr(generator, "image_size", None)
+    return int(size) if isinstance(size, int) else None
+
+
+def export_onnx(
+    generator: nn.Module,
+    out_path: str | os.PathLike[str],
+    *,
+    meta: ModelMeta,
+    precision: str = "fp32",
+    batch: int | None = None,
+    fused_io: bool = False,
+    opset: int = DEFAULT_OPSET,
+) -> ExportResult:
+    """Export `generator` (eval mode, FP32 on CPU) to one ONNX file with `meta` in its metadata.
+
+    batch=None gives a dynamic batch axis named "batch"; an int fixes it. fused_io=True takes
+    uint8 (N, H, W) raw labels and returns uint8 frames (see `with_fused_io`). precision="fp16"
+    converts the FP32 graph and keeps FP32 (or uint8) inputs and outputs (see `export.fp16`).
+    """
+    _check_options(precision, batch, opset)
+    size = _generator_size(generator)
+    if size is not None and (size, size) != tuple(meta.input_size):
+        raise ExportError(
+            f"generator | image_size is {size}, but meta.input_size is {tuple(meta.input_size)}. "
+            f"Expected them to agree. Hint: build meta with input_size=({size}, {size})."
+        )
+    start = time.perf_counter()
+    module = generator.cpu().float().eval()
+    meta = replace(meta, io="uint8" if fused_io else "float", precision=precision)
+    if fused_io:
+        module = with_fused_io(module, meta.kept_labels)
+    model = _torch_to_onnx(module, _example_input(meta, batch, fused_io), batch)
+    model = _lower_opset(model, opset)
+    if precision == "fp16":
+        from echogen_trt.export.fp16 import convert_to_fp16
+
+        model = convert_to_fp16(model)
+    model.doc_string = f"echogen-trt generator ({meta.experiment}, {precision}, io={meta.io})"
+    write_meta(model, meta)
+    nbytes = save_model(model, out_path)
+    result = ExportResult(
+        path=Path(out_path),
+        meta=meta,
+        batch=batch,
+        opset=opset,
+        size_bytes=nbytes,
+        seconds=time.perf_counter() - start,
+        op_counts=op_counts(model),
+    )
+    log.info(
+        "wrote %s (%s, io=%s, %.1f MB) in %.1f s",
+        *(out_path, precision, meta.io, nbytes / 1e6, result.seconds),
+    )
+    return result
+
+
+def export_checkpoint(
+    ckpt_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    precision: str = "fp32",
+    batch: int | None = None,
+    fused_io: bool = False,
+    opset: int = DEFAULT_OPSET,
+    verify: bool = True,
+    masks: np.ndarray | None = None,
+) -> list[ExportResult]:
+    """Export a training checkpoint's generator, with the provenance `ModelMeta` records.
+
+    precision "fp32" or "fp16" writes `out_path`; "both" writes `out_path` (FP32) and its
+    `fp16_path_for` sibling, converted from the FP32 file. verify=True runs `verify_onnx` against
+    the checkpoint's torch generator on each file and raises `VerificationFailed` (an ExportError
+    carrying the report) when a check fails; the file stays on disk for inspection.
+    """
+    from echogen_trt.train.checkpoint import load_generator
+
+    generator, info = load_generator(ckpt_path)
+    meta = meta_from_info(info, fused_io=fused_io)
+    first = "fp32" if precision == "both" else precision
+    results = [
+        export_onnx(
+            generator,
+            out_path,
+            meta=meta,
+            precision=first,
+            batch=batch,
+            fused_io=fused_io,
+            opset=opset,
+        )
+    ]
+    if precision == "both":
+        from echogen_trt.export.fp16 import convert_file_fp16
+
+        results.append(convert_file_fp16(out_path, fp16_path_for(out_path)))
+    if verify:
+        from echogen_trt.export.verify import verify_onnx
+
+        for result in results:
+            result.verify = verify_onnx(result.path, reference=generator, masks=masks)
+    return results

@@ -1,0 +1,148 @@
+"""Synthetic CAMUS trees: both layouts read back by `camus`, splits, the overwrite guard, the
+contact sheet and `echogen-trt synth`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from echogen_trt.cli import cli
+from echogen_trt.data import camus, splits
+from echogen_trt.data.phantom import synth_patient
+from echogen_trt.data.preview import contact_sheet
+from echogen_trt.data.synth import is_synth_tree, split_patients, synthesize_dataset
+from echogen_trt.errors import ConfigError, DataError
+
+FAST = {"views": ("4CH",), "with_sequence": False, "progress": False}
+
+
+def _assert_same(rec, ref) -> None:
+    for name in ("ed", "es", "ed_gt", "es_gt"):
+        np.testing.assert_array_equal(getattr(rec, name), getattr(ref, name), err_msg=name)
+    assert rec.spacing == pytest.approx(ref.spacing, rel=1e-5)
+    for key in ("ImageQuality", "Sex", "Age", "ES", "NbFrame"):
+        assert rec.info[key] == ref.info[key]
+
+
+@pytest.mark.parametrize("layout", ["nifti", "mhd"])
+def test_tree_reads_back_identically(tmp_path: Path, layout: str) -> None:
+    summary = synthesize_dataset(tmp_path / "t", patients=3, layout=layout, seed=4, **FAST)
+    root = Path(summary.root)
+    assert camus.detect_layout(root) == layout and is_synth_tree(root)
+    assert summary.patients == 3 and summary.splits == {"train": 1, "valid": 1, "test": 1}
+    assert summary.files == len([p for p in root.rglob("*") if p.is_file()]) - 1  # minus marker
+    ids = camus.list_patients(root)
+    assert ids == ["patient0001", "patient0002", "patient0003"]
+    for i, patient in enumerate(ids, start=1):
+        _assert_same(
+            camus.read_view(root, patient, "4CH"), synth_patient(4, i, ("4CH",), False)["4CH"]
+        )
+    if layout == "mhd":  # the test group sits in testing/, masks included
+        assert camus.list_patients(root, "testing") == ["patient0003"]
+    else:
+        assert splits.official_split(root) == split_patients(3)
+    marker = json.loads((root / "synth.json").read_text())
+    assert marker["complete"] and marker["seed"] == 4 and marker["layout"] == layout
+
+
+def test_sequence_round_trip_in_nifti(tmp_path: Path) -> None:
+    synthesize_dataset(tmp_path, patients=1, seed=2, views=("2CH",), progress=False)
+    rec = camus.read_view(tmp_path, "patient0001", "2CH", with_sequence=True)
+    ref = synth_patient(2, 1, ("2CH",))["2CH"]
+    np.testing.assert_array_equal(rec.sequence, ref.sequence)
+    np.testing.assert_array_equal(rec.sequence_gt, ref.sequence_gt)
+    assert rec.info["NbFrame"] == str(ref.sequence.shape[0])
+
+
+def test_split_is_80_10_10_and_sequential() -> None:
+    s = split_patients(20)
+    assert [len(s[k]) for k in ("train", "valid", "test")] == [16, 2, 2]
+    assert s["test"] == ["patient0019", "patient0020"]
+    assert split_patients(2) == {"train": ["patient0001", "patient0002"], "valid": [], "test": []}
+
+
+def test_refuses_a_foreign_folder_unless_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"folder is not empty and holds no synth\.json"):
+        synthesize_dataset(tmp_path, patients=1, **FAST)
+    assert not (tmp_path / "database_nifti").exists()
+    synthesize_dataset(tmp_path, patients=1, overwrite=True, **FAST)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert camus.list_patients(tmp_path) == ["patient0001"]
+
+
+def test_rerun_replaces_a_previous_synth_tree(tmp_path: Path) -> None:
+    synthesize_dataset(tmp_path, patients=3, layout="mhd", **FAST)
+    synthesize_dataset(tmp_path, patients=1, layout="nifti", **FAST)
+    assert camus.detect_layout(tmp_path) == "nifti"
+    assert not (tmp_path / "training").exists() and not (tmp_path / "testing").exists()
+    assert camus.list_patients(tmp_path) == ["patient0001"]
+
+
+def test_workers_give_the_same_tree(tmp_path: Path) -> None:
+    synthesize_dataset(tmp_path / "a", patients=2, seed=9, workers=2, **FAST)
+    for i, patient in enumerate(("patient0001", "patient0002"), start=1):
+        _assert_same(
+            camus.read_view(tmp_path / "a", patient), synth_patient(9, i, ("4CH",), False)["4CH"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"layout": "png"}, r"synth layout \| 'png' is unknown"),
+        ({"patients": 0}, r"synth patients \| 0\. Expected 1\.\.9999"),
+        ({"workers": 0}, r"synth workers \| 0"),
+        ({"views": ("4CH", "PLAX")}, r"synth views \| \['4CH', 'PLAX'\]"),
+    ],
+)
+def test_bad_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
+    options = {**FAST, **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        synthesize_dataset(tmp_path, **options)
+
+
+def test_contact_sheet_from_records_and_from_a_tree(tmp_path: Path) -> None:
+    recs = [synth_patient(1, i, ("4CH",), False)["4CH"] for i in (1, 2, 3)]
+    out = contact_sheet(recs, tmp_path / "sheet.png", n=3, size=64, columns=2)
+    sheet = cv2.imread(str(out))
+    assert sheet.shape == (2 * 64, 2 * 2 * 64, 3)
+    assert sheet[:64, 64:128].any() and not sheet[64:, 128:].any()  # 3 pairs, one blank cell
+    mask_cell = sheet[20:64, :64].reshape(-1, 3)
+    assert {tuple(c) for c in mask_cell} & {(60, 60, 230), (60, 200, 60), (230, 120, 40)}
+    synthesize_dataset(tmp_path / "tree", patients=2, **FAST)
+    tree_sheet = cv2.imread(str(contact_sheet(tmp_path / "tree", tmp_path / "t.png", n=4, size=64)))
+    assert tree_sheet.shape == (64, 4 * 64, 3)
+    with pytest.raises(ConfigError, match=r"contact sheet \| n=0"):
+        contact_sheet(recs, tmp_path / "x.png", n=0)
+    (tmp_path / "empty" / "database_nifti").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"empty \| no patient folders found"):
+        contact_sheet(tmp_path / "empty", tmp_path / "y.png")
+
+
+def test_cli_synth_json_and_preview(tmp_path: Path) -> None:
+    out, png = tmp_path / "d", tmp_path / "p.png"
+    args = ["synth", "--out", str(out), "--patients", "2", "--layout", "mhd", "--seed", "3"]
+    args += ["--views", "4ch", "--no-sequence", "--preview", str(png), "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["patients"] == 2 and payload["layout"] == "mhd" and payload["views"] == ["4CH"]
+    assert payload["seed"] == 3 and payload["with_sequence"] is False
+    assert payload["preview"] == str(png) and cv2.imread(str(png)) is not None
+    _assert_same(camus.read_view(out, "patient0002"), synth_patient(3, 2, ("4CH",), False)["4CH"])
+
+
+def test_cli_synth_refuses_a_foreign_folder(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("x")
+    args = ["synth", "--out", str(tmp_path), "--patients", "1", "--no-sequence"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, DataError)
+    assert "not empty" in str(result.exception) and "--overwrite" in str(result.exception)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]

@@ -1,0 +1,432 @@
+"""`run_benchmark`: every backend, precision and batch size for some model files, side by side
+with a PyTorch eager FP32 baseline and the machine's GEMM ceiling, all through the runtime API.
+
+Two figures per configuration:
+- "compute": `backend.infer` on an already preprocessed batch (what trtexec times, plus the
+  Python call), with per-stage times (h2d / compute / d2h) where the backend reports them;
+- "e2e": uint8 label masks in -> `prepost.prepare_mask` -> `pack_batch` -> infer ->
+  `frames_from_output` -> uint8 frames, i.e. what a caller of the runtime pays per batch.
+
+Result records and the report layout are documented in benchmarks/README.md (schema
+"echogen-trt.bench/1").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from echogen_trt.bench import ceiling as ceiling_mod
+from echogen_trt.bench import stats
+from echogen_trt.bench.baseline import RandomWeightsTorchBackend, device_of, weights_of
+from echogen_trt.bench.env import collect_env
+from echogen_trt.bench.flops import flops_from_config, flops_from_onnx
+from echogen_trt.bench.timing import WarmUp, stop_rule, time_loop
+from echogen_trt.errors import ConfigError, EchogenError
+from echogen_trt.model_meta import ModelMeta
+from echogen_trt.runtime import prepost
+from echogen_trt.runtime.backends.base import Backend
+from echogen_trt.runtime.registry import available_backends, open_backend, resolve_kind
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "echogen-trt.bench/1"
+MODES = ("compute", "e2e")
+DEFAULT_BATCHES = (1, 8, 32)
+ORT_PROVIDERS = {  # ONNX Runtime provider -> short name used in --backend onnxrt:NAME
+    "TensorrtExecutionProvider": "tensorrt",
+    "CUDAExecutionProvider": "cuda",
+    "CPUExecutionProvider": "cpu",
+}
+FEW_SAMPLES = 10
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to run. `backends`: None for all available, else kinds ("onnxrt", "torch",
+    "tensorrt", or "onnxrt:cpu"/"onnxrt:cuda"/"onnxrt:tensorrt" for one provider)."""
+
+    batches: tuple[int, ...] = DEFAULT_BATCHES
+    backends: tuple[str, ...] | None = None
+    warmup: WarmUp = field(default_factory=WarmUp)
+    iterations: int | None = None
+    duration_s: float | None = None
+    modes: tuple[str, ...] = MODES
+    baseline: bool = True
+    ceiling: bool = True
+    ceiling_seconds: float = 1.0
+    cv_warn_pct: float = stats.CV_WARN_PCT
+    threads: int | None = None
+    mask_size: tuple[int, int] | None = None  # None: the model's input size (no resize cost)
+    seed: int = 0
+
+
+@dataclass
+class BenchReport:
+    """Everything one run measured; `to_dict()` is the --json document."""
+
+    env: dict[str, Any]
+    config: dict[str, Any]
+    results: list[dict[str, Any]] = field(default_factory=list)
+    ceilings: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    created: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, **asdict(self)}
+
+
+@dataclass
+class Target:
+    """One backend over one model file, not yet opened."""
+
+    model: str
+    backend: str  # label: "onnxrt:cpu", "torch", "tensorrt"
+    make: Callable[[], Backend]
+    name: str = ""  # shown in tables; default: the file name
+
+    def __post_init__(self) -> None:
+        self.name = self.name or Path(self.model).name
+
+
+def check_config(config: BenchConfig) -> None:
+    """ConfigError for values no run can honour, before anything is opened."""
+    if not config.batches or any(b < 1 for b in config.batches):
+        raise ConfigError(f"--batch | {config.batches}. Expected positive integers, e.g. 1,8,32.")
+    bad = [m for m in config.modes if m not in MODES]
+    if bad or not config.modes:
+        raise ConfigError(f"--mode | {bad or 'none'}. Expected some of {', '.join(MODES)}.")
+    stop_rule(config.iterations, config.duration_s)  # validates both
+
+
+def synthetic_masks(n: int, size_hw: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """uint8 (n, H, W) label masks: an LV (1) in a myocardium ring (2) above an atrium (3)."""
+    rng = np.random.default_rng(seed)
+    height, width = size_hw
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    masks = np.zeros((n, height, width), dtype=np.uint8)
+    for i in range(n):
+        cy, cx = height * rng.uniform(0.35, 0.45), width * rng.uniform(0.45, 0.55)
+        ry, rx = height * rng.uniform(0.2, 0.25), width * rng.uniform(0.1, 0.13)
+        r = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+        atrium = ((yy - cy - 1.4 * ry) / (0.45 * ry)) ** 2 + ((xx - cx) / rx) ** 2
+        masks[i][atrium <= 1.0] = 3
+        masks[i][r <= 1.3] = 2
+        masks[i][r <= 1.0] = 1
+    return masks
+
+
+def _wanted(label: str, kind: str, config: BenchConfig) -> bool:
+    if config.backends is None:
+        return True
+    return label in config.backends or kind in config.backends
+
+
+def _ort_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return [p for p in ORT_PROVIDERS if p in ort.get_available_providers()]
+
+
+def plan_targets(models: Sequence[str], config: BenchConfig) -> tuple[list[Target], list[str]]:
+    """(targets, notes): each model on every available backend that reads it and was asked for."""
+    usable = available_backends()
+    targets, notes = [], []
+    opts: dict[str, Any] = {"threads": config.threads} if config.threads else {}
+    for model in models:
+        kind = resolve_kind(model)
+        if not usable[kind][0]:
+            notes.append(f"{model}: {kind} unavailable ({usable[kind][1]})")
+            continue
+        if kind == "onnxrt":
+            for provider in _ort_providers():
+                label = f"onnxrt:{ORT_PROVIDERS[provider]}"
+                if _wanted(label, kind, config):
+                    make = _maker(model, kind, providers=[provider], **opts)
+                    targets.append(Target(model, label, make))
+        elif _wanted(kind, kind, config):
+            targets.append(Target(model, kind, _maker(model, kind, **opts)))
+    return targets, notes
+
+
+def _maker(model: str, kind: str, **opts: Any) -> Callable[[], Backend]:
+    return lambda: open_backend(model, kind, **opts)
+
+
+def baseline_target(
+    models: Sequence[str],
+    targets: list[Target],
+    config: BenchConfig,
+    metas: dict[str, ModelMeta],
+) -> tuple[Target | None, str]:
+    """The torch eager FP32 baseline to add (or None), and a line saying what it is."""
+    if not config.baseline or not _wanted("torch", "torch", config):
+        return None, "off"
+    if any(t.backend == "torch" for t in targets):
+        return None, "the .pt checkpoint on the torch backend (trained weights)"
+    if not available_backends()["torch"][0]:
+        return None, "none: torch is not installed"
+    source = next((m for m in models if resolve_kind(m) != "torch"), None)
+    if source is None:
+        return None, "none: no model to take model_config from"
+    opts: dict[str, Any] = {"threads": config.threads} if config.threads else {}
+
+    def make() -> Backend:
+        meta = metas.get(source)
+        if meta is None:  # every target failed: read the metadata on the CPU
+            cpu: dict[str, Any] = {"providers": ["cpu"]} if resolve_kind(source) == "onnxrt" else {}
+            with open_backend(source, **cpu) as probe:
+                meta = probe.meta
+        return RandomWeightsTorchBackend(source, source_meta=meta, **opts)
+
+    name = f"{Path(source).name} (random weights)"
+    why = f"torch eager FP32 with random weights, rebuilt from the model_config of {source}"
+    return Target(source, "torch", make, name), why
+
+
+def flops_per_frame(model: str, meta: ModelMeta) -> tuple[float | None, str]:
+    """(FLOPs per frame, how counted): from the ONNX graph, else from model_config."""
+    if resolve_kind(model) == "onnxrt":
+        try:
+            return flops_from_onnx(model), "onnx conv MACs"
+        except EchogenError as err:
+            log.warning("FLOP count from %s failed (%s); trying model_config", model, err)
+    if meta.model_config:
+        try:
+            return flops_from_config(meta.model_config), "model_config"
+        except EchogenError as err:
+            return None, f"unknown ({err})"
+    return None, "unknown (no ONNX graph, no model_config)"
+
+
+def _describe(target: Target, backend: Backend, meta: ModelMeta) -> dict[str, Any]:
+    providers = getattr(backend, "providers", None)
+    return {
+        "model": target.model,
+        "model_name": target.name,
+        "backend": target.backend,
+        "detail": ", ".join(providers) if providers else "",
+        "device": device_of(backend),
+        "precision": meta.precision,
+        "io": meta.io,
+        "weights": weights_of(backend),
+        "input_size": list(meta.input_size),
+    }
+
+
+def _batch_problem(backend: Backend, meta: ModelMeta, batch: int) -> str | None:
+    """Why this backend cannot run `batch` (static batch dim, engine profile), else None."""
+    fixed = backend.inputs[meta.input_name].shape[0]
+    if fixed is not None and fixed != batch:
+        return f"the model's batch dimension is fixed at {fixed}"
+    if backend.max_batch is not None and batch > backend.max_batch:
+        return f"exceeds the model's maximum batch {backend.max_batch}"
+    return None
+
+
+def _compute_step(backend: Backend, meta: ModelMeta, masks: np.ndarray) -> Callable[[], object]:
+    prepared = [prepost.prepare_mask(m, meta) for m in masks]
+    feeds = {meta.input_name: prepost.pack_batch(prepared, meta)}
+    backend.infer(feeds, reuse_outputs=True)  # validated once, then timed without checks
+    return lambda: backend.infer(feeds, check=False, reuse_outputs=True)
+
+
+def _e2e_step(backend: Backend, meta: ModelMeta, masks: np.ndarray) -> Callable[[], object]:
+    def step(check: bool = False) -> np.ndarray:
+        prepared = [prepost.prepare_mask(m, meta) for m in masks]
+        batch = prepost.pack_batch(prepared, meta)
+        out = backend.infer({meta.input_name: batch}, check=check, reuse_outputs=True)
+        return np.array(prepost.frames_from_output(out[meta.output_name], meta), copy=True)
+
+    step(check=True)  # validated once, then timed without checks
+    return step
+
+
+def _record(
+    info: dict[str, Any], batch: int, mode: str, timed: Any, config: BenchConfig
+) -> dict[str, Any]:
+    per_batch = stats.summarize(timed.samples_ms)
+    frames = batch * per_batch.n
+    fps = stats.throughput(frames, timed.total_s)
+    what = f"{info['model_name']} {info['backend']} batch {batch} {mode} latency"
+    warnings = [w for w in [stats.cv_warning(per_batch, what, config.cv_warn_pct)] if w]
+    gflop = info.get("gflop_per_frame")
+    return {
+        **info,
+        "batch": batch,
+        "mode": mode,
+        "status": "ok",
+        "reason": "",
+        "iterations": per_batch.n,
+        "frames": frames,
+        "total_s": timed.total_s,
+        "throughput_fps": fps,
+        "latency_batch_ms": per_batch.to_dict(),
+        "latency_frame_ms": per_batch.scaled(batch).to_dict(),
+        "stages_ms": {k: stats.summarize(v).to_dict() for k, v in timed.stages_ms.items() if v},
+        "achieved_gflops": gflop * fps if gflop else None,
+        "ceiling_gflops": None,
+        "ceiling_fraction": None,
+        "warnings": warnings,
+    }
+
+
+def measure_one(
+    backend: Backend,
+    meta: ModelMeta,
+    info: dict[str, Any],
+    batch: int,
+    mode: str,
+    config: BenchConfig,
+) -> dict[str, Any]:
+    """One (batch, mode) configuration of an opened backend."""
+    masks = synthetic_masks(batch, config.mask_size or meta.input_size, config.seed)
+    rule = stop_rule(config.iterations, config.duration_s)
+    try:
+        if mode == "compute":
+            timed = time_loop(
+                _compute_step(backend, meta, masks), config.warmup, rule, backend.timings
+            )
+        else:
+            timed = time_loop(_e2e_step(backend, meta, masks), config.warmup, rule)
+    except EchogenError as err:
+        return {**info, "batch": batch, "mode": mode, "status": "failed", "reason": str(err)}
+    result = _record(info, batch, mode, timed, config)
+    log.info(
+        "%s %s %s batch %d %s: %.2f ms/frame (median), %.1f frames/s",
+        info["model_name"],
+        info["backend"],
+        info["precision"],
+        batch,
+        mode,
+        result["latency_frame_ms"]["median"],
+        result["throughput_fps"],
+    )
+    return result
+
+
+def measure_target(
+    target: Target, config: BenchConfig, metas: dict[str, ModelMeta]
+) -> list[dict[str, Any]]:
+    """Open one target and run every batch size and mode on it."""
+    base = {"model": target.model, "model_name": target.name, "backend": target.backend}
+    try:
+        backend = target.make()
+        backend.open()
+    except EchogenError as err:
+        log.warning("%s on %s: %s", target.model, target.backend, err)
+        return [{**base, "status": "failed", "reason": str(err)}]
+    try:
+        meta = backend.meta
+        metas.setdefault(target.model, meta)
+        info = _describe(target, backend, meta)
+        flops, how = flops_per_frame(target.model, meta)
+        info.update(gflop_per_frame=flops / 1e9 if flops else None, flops_source=how)
+        out = []
+        for batch in config.batches:
+            problem = _batch_problem(backend, meta, batch)
+            if problem:
+                out.append({**info, "batch": batch, "status": "skipped", "reason": problem})
+                continue
+            out.extend(measure_one(backend, meta, info, batch, m, config) for m in config.modes)
+        return out
+    finally:
+        backend.close()
+
+
+def add_ceilings(report: BenchReport, config: BenchConfig) -> None:
+    """Measure the GEMM ceiling once per (device, precision) seen, and set each fraction."""
+    seen = {(r["device"], r["precision"]) for r in report.results if r["status"] == "ok"}
+    found: dict[tuple[str, str], float] = {}
+    cache: dict[str, ceiling_mod.Ceiling] = {}  # each library's GEMM is measured once
+    for device, precision in sorted(seen):
+        try:
+            c = ceiling_mod.measure_ceiling(
+                device,
+                precision,
+                seconds=config.ceiling_seconds,
+                threads=config.threads,
+                cache=cache,
+            )
+        except EchogenError as err:
+            report.warnings.append(f"ceiling {device}/{precision}: {err}")
+            continue
+        report.ceilings.append(c.to_dict())
+        found[(device, precision)] = c.gflops
+    for r in report.results:
+        limit = found.get((r.get("device", ""), r.get("precision", "")))
+        if r["status"] == "ok" and limit and r["achieved_gflops"]:
+            r["ceiling_gflops"] = limit
+            r["ceiling_fraction"] = r["achieved_gflops"] / limit
+
+
+def _load_warning(env: dict[str, Any]) -> str | None:
+    load, cores = env.get("load_avg"), env["cpu"].get("logical_cores") or 1
+    if load and load[0] > 0.5 * cores:
+        return (
+            f"machine busy: 1-minute load {load[0]} on {cores} logical cores before the run. "
+            "Numbers will be slower and noisier than on an idle machine."
+        )
+    return None
+
+
+def run_benchmark(
+    models: Sequence[str | Path],
+    config: BenchConfig | None = None,
+    *,
+    env: dict[str, Any] | None = None,
+) -> BenchReport:
+    """Benchmark `models` (files) on every available backend; see the module docstring."""
+    config = config or BenchConfig()
+    check_config(config)
+    paths = [str(m) for m in models]
+    if not paths:
+        raise ConfigError("bench | no model files given. Expected at least one .onnx/.engine/.pt.")
+    for p in paths:
+        if not Path(p).is_file():
+            raise ConfigError(f"model {p} | not found. Expected an .onnx, .engine or .pt file.")
+    report = BenchReport(collect_env() if env is None else env, _config_dict(config))
+    report.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    report.warnings.extend(w for w in [_load_warning(report.env)] if w)
+    targets, notes = plan_targets(paths, config)
+    report.warnings.extend(notes)
+    metas: dict[str, ModelMeta] = {}
+    for target in targets:
+        report.results.extend(measure_target(target, config, metas))
+    base, why = baseline_target(paths, targets, config, metas)
+    report.config["baseline"] = why
+    if base is not None:
+        report.results.extend(measure_target(base, config, metas))
+    if config.ceiling:
+        add_ceilings(report, config)
+    report.warnings.extend(summary_warnings(report.results))
+    return report
+
+
+def summary_warnings(results: list[dict[str, Any]]) -> list[str]:
+    """The per-result CV warnings, plus one line each for the CV hint and small samples."""
+    out = [w for r in results for w in r.get("warnings", [])]
+    if out:
+        out.append(stats.CV_HINT)
+    few = [r for r in results if r.get("status") == "ok" and r["iterations"] < FEW_SAMPLES]
+    if few:
+        least = min(r["iterations"] for r in few)
+        out.append(
+            f"{len(few)} configuration(s) have fewer than {FEW_SAMPLES} timed calls (least: "
+            f"{least}): their p90/p95/p99 are the largest samples. Use --duration for more."
+        )
+    return out
+
+
+def _config_dict(config: BenchConfig) -> dict[str, Any]:
+    data = asdict(config)
+    rule = stop_rule(config.iterations, config.duration_s)
+    data["stop_rule"] = asdict(rule)
+    data["percentile_method"] = stats.PERCENTILE_METHOD
+    return data

@@ -1,0 +1,147 @@
+"""`echogen-trt bench`: ms per frame of every backend, precision and batch size, side by side
+with a PyTorch eager baseline and the machine's GEMM ceiling. A thin layer over
+`echogen_trt.bench.runner.run_benchmark`."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from echogen_trt.errors import ConfigError, EchogenError
+
+
+def parse_ints(text: str, option: str) -> tuple[int, ...]:
+    """'1,8,32' -> (1, 8, 32); ConfigError naming the option otherwise."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise ConfigError(f"{option} | {text!r}. Expected positive integers separated by commas.")
+    return values
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'480x640' (H x W) or '256' -> (H, W)."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
+    if not m or int(m.group(1)) < 1:
+        raise ConfigError(f"--mask-size | {text!r}. Expected HxW (e.g. 480x640) or one size.")
+    return int(m.group(1)), int(m.group(2) or m.group(1))
+
+
+def _split(text: str | None) -> tuple[str, ...] | None:
+    return tuple(v.strip() for v in text.split(",") if v.strip()) if text else None
+
+
+@click.command("bench")
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--backend",
+    "backends",
+    help="Comma-separated backends: onnxrt (every ONNX Runtime provider), onnxrt:cpu, "
+    "onnxrt:cuda, onnxrt:tensorrt, tensorrt, torch (also the baseline). Default: all available.",
+)
+@click.option("--batch", "batches", help="Comma-separated batch sizes. Default: 1,8,32.")
+@click.option(
+    "--warmup",
+    help="Warm-up per configuration: calls (5) or time (2s, 500ms). Default: >= 2 calls, 0.2 s.",
+)
+@click.option(
+    "--duration",
+    type=float,
+    help="Time each configuration for at least S seconds (with --iterations: both minimums, "
+    "as trtexec). Default: 3 s and >= 5 calls.",
+)
+@click.option("--iterations", type=int, help="Timed calls per configuration (alone: exactly N).")
+@click.option("--mode", "modes", help="compute, e2e or both (default): see --help of the report.")
+@click.option("--no-baseline", is_flag=True, help="Skip the PyTorch eager FP32 baseline.")
+@click.option("--no-ceiling", is_flag=True, help="Skip measuring the GEMM ceiling.")
+@click.option(
+    "--cv-warn",
+    type=float,
+    help="Warn when latency CV exceeds this %. Default 10 (trtexec uses 1 on locked GPU clocks).",
+)
+@click.option("--threads", type=int, help="Intra-op threads for ONNX Runtime and torch.")
+@click.option("--mask-size", help="HxW of the e2e input masks. Default: the model's input size.")
+@click.option(
+    "--json",
+    "json_path",
+    help="Write every raw statistic and the environment as "
+    "JSON to PATH ('-': print it instead of the tables).",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    help="Write a PNG of latency by backend and batch size (needs matplotlib).",
+)
+@click.option("--markdown", is_flag=True, help="Print the tables as markdown.")
+def bench(
+    models: tuple[str, ...],
+    backends: str | None,
+    batches: str | None,
+    warmup: str | None,
+    duration: float | None,
+    iterations: int | None,
+    modes: str | None,
+    no_baseline: bool,
+    no_ceiling: bool,
+    cv_warn: float | None,
+    threads: int | None,
+    mask_size: str | None,
+    json_path: str | None,
+    plot_path: str | None,
+    markdown: bool,
+) -> None:
+    """Benchmark MODEL files (.onnx, .fp16.onnx, .engine, .pt) on every available backend.
+
+    Prints trtexec-style tables: throughput (frames/s) and latency per frame and per batch
+    (mean, median, p90, p95, p99, min, max), for "compute" (infer on a preprocessed batch) and
+    "e2e" (uint8 masks in, uint8 frames out), the h2d/compute/d2h split where the backend
+    measures it, achieved GFLOP/s as a fraction of the measured GEMM ceiling, and warnings when
+    the spread is high.
+    """
+    from echogen_trt.bench import plot as plot_mod
+    from echogen_trt.bench.report import format_report
+    from echogen_trt.bench.runner import BenchConfig, run_benchmark
+    from echogen_trt.bench.timing import parse_warmup
+
+    if plot_path:
+        plot_mod._pyplot()  # fail before minutes of timing, not after
+    changes: dict[str, Any] = {
+        "backends": _split(backends),
+        "warmup": parse_warmup(warmup),
+        "iterations": iterations,
+        "duration_s": duration,
+        "baseline": not no_baseline,
+        "ceiling": not no_ceiling,
+        "threads": threads,
+        "mask_size": parse_size(mask_size) if mask_size else None,
+    }
+    if batches:
+        changes["batches"] = parse_ints(batches, "--batch")
+    if modes:
+        changes["modes"] = _split(modes)
+    if cv_warn is not None:
+        changes["cv_warn_pct"] = cv_warn
+    report = run_benchmark(list(models), replace(BenchConfig(), **changes)).to_dict()
+    if json_path and json_path != "-":
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    if json_path == "-":
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        click.echo(format_report(report, markdown=markdown))
+    if plot_path:
+        click.echo(f"plot: {plot_mod.plot_report(report, plot_path)}", err=True)
+    if not any(r.get("status") == "ok" for r in report["results"]):
+        reasons = "; ".join(sorted({str(r.get("reason")) for r in report["results"]}))
+        raise EchogenError(
+            f"bench | no configuration could be measured ({reasons or 'no backend available'}). "
+            "Hint: `echogen-trt doctor --model MODEL` says which backend serves a file."
+        )

@@ -12,6 +12,7 @@ appear in the traced graph, so the ONNX export parses in every TensorRT since 8.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -21,6 +22,11 @@ from echogen_trt.errors import ConfigError
 DECODER_ACTS = ("relu", "leaky")  # "relu": the code; "leaky": the paper's wording
 BN_MOMENTUM = 0.2  # Keras momentum 0.8
 BN_EPS = 1e-3  # Keras default epsilon
+
+# PyTorch warns that an even 'same' kernel pads a copy of the input; that copy is the TF padding.
+warnings.filterwarnings(
+    "ignore", message="Using padding='same' with even kernel", category=UserWarning
+)
 
 
 def same_conv(in_ch: int, out_ch: int) -> nn.Conv2d:

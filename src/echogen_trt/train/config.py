@@ -1,0 +1,194 @@
+"""Training configuration: typed defaults in one block, JSON presets, CLI overrides.
+
+The defaults are the reference recipe (reference.md section 2). A preset file
+(configs/<experiment>.json) and then command-line flags override them; unknown keys and values of
+the wrong type raise ConfigError naming the key. The resolved config is saved in the run folder
+(config.json) and in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from echogen_trt.data.experiments import DEFAULT_EXPERIMENT, kept_labels
+from echogen_trt.errors import ConfigError
+
+AMP_MODES = ("off", "bf16", "fp16")
+DECODER_ACTS = ("relu", "leaky")
+IMAGE_INTERPS = ("nearest", "area", "linear")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run. Paths are strings so the config is plain JSON."""
+
+    # data
+    data: str = "data/phantom"  # CAMUS root (either layout); `echogen-trt synth` writes this one
+    experiment: str = DEFAULT_EXPERIMENT  # which labels condition the generator
+    view: str = "4CH"  # the reference used 4CH ED frames only
+    phase: str = "ED"
+    image_interp: str = "nearest"  # the reference resized images by nearest neighbour
+    split_source: str = "auto"  # official split files if present, else the reference split
+    skip_bad: bool = False  # skip unreadable patients with a warning instead of failing
+    # model
+    width: int = 64
+    image_size: int = 256
+    skips: bool = False  # U-Net skips; the reference has none
+    decoder_act: str = "relu"  # "leaky" follows the paper's wording
+    # optimisation (reference recipe)
+    iters: int = 100_000
+    batch_size: int = 8  # sampled with replacement
+    lr_g: float = 1.3e-4
+    lr_d: float = 1.5e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    adam_eps: float = 1e-7  # Keras' epsilon
+    adv_weight: float = 1.0
+    l1_weight: float = 100.0
+    seed: int = 0
+    # system
+    out: str | None = None  # run folder (None: runs/<experiment>): config, metrics, *.pt, val/
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1"
+    amp: str = "off"  # "off", "bf16", "fp16" (fp16 needs CUDA; uses a GradScaler)
+    channels_last: bool = False
+    deterministic: bool = False  # torch.use_deterministic_algorithms; bitwise resume on CPU
+    # bookkeeping
+    ckpt_every: int = 5_000
+    keep_last: int = 3
+    val_every: int = 1_000  # 0 turns validation off
+    val_images: int = 4  # columns of the validation grid PNG
+    log_every: int = 100
+    tensorboard: bool = True  # only when the tensorboard package is installed
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _field_types() -> dict[str, tuple[type, ...]]:
+    """Accepted runtime types per field, from the annotations (int also accepted for float)."""
+    hints = typing.get_type_hints(TrainConfig)
+    accepted: dict[str, tuple[type, ...]] = {}
+    for name, hint in hints.items():
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        kinds = tuple(a for a in args if isinstance(a, type))
+        accepted[name] = (*kinds, int) if float in kinds else kinds
+    return accepted
+
+
+def _type_ok(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in kinds:
+        return False  # JSON true is not an int here
+    return isinstance(value, kinds)
+
+
+def config_from_dict(values: dict[str, Any], source: str = "config") -> TrainConfig:
+    """TrainConfig from a dict; ConfigError for unknown keys, wrong types and bad values."""
+    accepted = _field_types()
+    unknown = sorted(set(values) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"{source} | unknown key(s) {', '.join(unknown)}. "
+            f"Expected some of: {', '.join(accepted)}."
+        )
+    for key, value in values.items():
+        if not _type_ok(value, accepted[key]):
+            expected = " or ".join("null" if k is type(None) else k.__name__ for k in accepted[key])
+            raise ConfigError(
+                f"{source} | key {key!r} has type {type(value).__name__} ({value!r}). "
+                f"Expected {expected}."
+            )
+    coerced: dict[str, Any] = {
+        k: float(v) if float in accepted[k] and v is not None else v for k, v in values.items()
+    }
+    cfg = TrainConfig(**coerced)
+    check_config(cfg, source)
+    return cfg
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Defaults <- `base` (a previous run's config) <- JSON file at `path` <- `overrides`.
+
+    Keys of `overrides` whose value is None are ignored (unset CLI flags).
+    """
+    values: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        source = f"config {path}"
+        try:
+            values = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"config {path} | not found. Hint: presets live in configs/<experiment>.json."
+            ) from None
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"config {path} | not readable JSON ({err}).") from err
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"config {path} | top level is {type(values).__name__}. Expected a JSON object."
+            )
+    values = {**(base or {}), **values}
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return config_from_dict(values, source)
+
+
+def previous_config(out: str | Path) -> dict[str, Any] | None:
+    """The config.json of an existing run folder (what --resume starts from), or None."""
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"run config {path} | not readable JSON ({err}).") from err
+    return config_from_dict(values, f"run config {path}").to_dict()
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> None:
+    """Write the resolved config as indented JSON."""
+    Path(path).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+
+def _choice(source: str, key: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ConfigError(
+            f"{source} | {key} {value!r} unknown. Expected one of: {', '.join(valid)}."
+        )
+
+
+def check_config(cfg: TrainConfig, source: str = "config") -> None:
+    """Value checks that need no data and no torch: fail before any work."""
+    kept_labels(cfg.experiment)
+    _choice(source, "amp", cfg.amp, AMP_MODES)
+    _choice(source, "decoder_act", cfg.decoder_act, DECODER_ACTS)
+    _choice(source, "image_interp", cfg.image_interp, IMAGE_INTERPS)
+    positive = (
+        "iters",
+        "batch_size",
+        "width",
+        "image_size",
+        "ckpt_every",
+        "keep_last",
+        "log_every",
+    )
+    for key in positive:
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{source} | {key} is {getattr(cfg, key)}. Expected >= 1.")
+    for key in ("lr_g", "lr_d", "adam_eps"):
+        if not getattr(cfg, key) > 0:
+            raise ConfigError(f"{source} | {key} is {getattr(cfg, key)}. Expected > 0.")
+    if cfg.val_every < 0 or cfg.val_images < 0:
+        raise ConfigError(f"{source} | val_every and val_images must be >= 0 (0 turns them off).")
+
+
+# Keys that define the network: on --resume they are taken from the checkpoint.
+ARCH_KEYS = ("experiment", "width", "image_size", "skips", "decoder_act")
+CONFIG_FIELDS = tuple(f.name for f in fields(TrainConfig))

@@ -1,0 +1,525 @@
+"""The reference training recipe in one readable loop (nanoGPT style: no trainer class).
+
+Per iteration: sample a batch of `batch_size` pairs with replacement; generate fakes with G in
+inference mode (BN running statistics, no grad); one Adam step of D on the real batch (target 1)
+and a separate one on the fakes (target 0); then one G step in train mode on
+adv_weight * MSE(D(G(m), m), 1) + l1_weight * mean|G(m) - x|.
+
+Resumable exactly: the checkpoint holds both networks, both optimizers, the AMP scaler and every
+RNG state, so on a deterministic CPU run 2n steps equal n steps + resume + n steps bit for bit.
+DDP: launch with torchrun; RANK/WORLD_SIZE turn it on, each rank samples its own batches, and only
+rank 0 logs, validates and saves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from echogen_trt.data.experiments import kept_labels
+from echogen_trt.errors import CheckpointError, ConfigError, DataError, EchogenError
+from echogen_trt.metrics import fan_metrics
+from echogen_trt.models.factory import build_discriminator, build_generator, generator_config
+from echogen_trt.models.losses import generator_loss, lsgan_loss
+from echogen_trt.train.checkpoint import (
+    FORMAT_VERSION,
+    load_checkpoint,
+    prune_checkpoints,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+    unwrap,
+)
+from echogen_trt.train.config import ARCH_KEYS, TrainConfig, check_config, save_config
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(EchogenError):
+    """Training diverged or cannot continue (e.g. a non-finite loss)."""
+
+
+class Pairs(Protocol):
+    """What the loop needs of a data.dataset.PairSet."""
+
+    masks: np.ndarray  # uint8 (N, H, W) raw labels, unkept labels zeroed
+    images: np.ndarray  # float32 (N, H, W) in [0, 1]
+
+
+@dataclass
+class TrainSummary:
+    """What a run did; `echogen-trt train --json` prints it."""
+
+    out: str
+    step: int
+    start_step: int
+    seconds: float
+    it_per_s: float
+    last_checkpoint: str
+    best_checkpoint: str | None
+    best_val_l1: float | None
+    losses: dict[str, float] = field(default_factory=dict)
+    val: dict[str, float] = field(default_factory=dict)
+    n_train: int = 0
+    n_valid: int = 0
+    device: str = "cpu"
+    world_size: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# ----------------------------------------------------------------------------- setup helpers
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """'auto' -> cuda:<local_rank> when available, else cpu; ConfigError for unusable devices."""
+    if name == "auto":
+        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(
+            f"device {name!r} | not a torch device. Expected auto, cpu or cuda[:N]."
+        ) from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {name!r} | CUDA is not available on this machine. Hint: pass --device cpu."
+        )
+    return device
+
+
+def prepare_out(cfg: TrainConfig, resume: bool) -> Path:
+    """Create and probe the run folder; refuse to overwrite a run unless resuming."""
+    out = Path(cfg.out or Path("runs") / cfg.experiment)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"out {out} | not writable ({err.strerror or err}). Hint: choose another --out."
+        ) from err
+    has_run = (out / "last.pt").exists()
+    if resume and not has_run:
+        raise CheckpointError(
+            f"out {out} | --resume given but there is no last.pt to resume from. "
+            "Hint: drop --resume to start a new run."
+        )
+    if has_run and not resume:
+        raise ConfigError(
+            f"out {out} | already holds a run (last.pt). Hint: pass --resume to continue it, "
+            "or choose another --out."
+        )
+    return out
+
+
+def config_for_resume(cfg: TrainConfig, state: dict[str, Any]) -> TrainConfig:
+    """The architecture keys come from the checkpoint (the weights must fit the network)."""
+    saved = state.get("config", {})
+    forced = {k: saved[k] for k in ARCH_KEYS if k in saved and saved[k] != getattr(cfg, k)}
+    for key, value in forced.items():
+        log.warning("resume: %s=%r from the checkpoint (not %r)", key, value, getattr(cfg, key))
+    return replace(cfg, **forced)
+
+
+def load_data(cfg: TrainConfig) -> tuple[Pairs, Pairs | None]:
+    """Train and valid pairs of cfg.data; valid is None when the split has no valid patients."""
+    from echogen_trt.data.dataset import load_pairs
+    from echogen_trt.data.splits import resolve_split
+
+    root = Path(cfg.data)
+    if not root.is_dir() or not any(root.iterdir()):
+        raise DataError(
+            f"data {root} | missing or empty. Expected a CAMUS tree (either layout). "
+            "Hint: run `echogen-trt synth --out data/phantom` first (the default --data), or "
+            "pass --data <CAMUS root>."
+        )
+    size = (cfg.image_size, cfg.image_size)
+    opts: dict[str, Any] = dict(
+        experiment=cfg.experiment,
+        view=cfg.view,
+        phase=cfg.phase,
+        size=size,
+        image_interp=cfg.image_interp,
+        split_source=cfg.split_source,
+        skip_bad=cfg.skip_bad,
+    )
+    train_set = load_pairs(root, split="train", progress=True, **opts)
+    if not resolve_split(root, cfg.split_source).get("valid"):
+        log.warning("%s has no validation patients: validating on the first training pairs", root)
+        return train_set, None
+    return train_set, load_pairs(root, split="valid", **opts)
+
+
+def as_tensors(pairs: Pairs, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(masks float32 (N, 1, H, W) raw labels, images float32 (N, 1, H, W)) on `device`."""
+    masks = torch.from_numpy(np.ascontiguousarray(pairs.masks, dtype=np.float32))[:, None]
+    images = torch.from_numpy(np.ascontiguousarray(pairs.images, dtype=np.float32))[:, None]
+    return masks.to(device), images.to(device)
+
+
+def make_optimizer(model: nn.Module, lr: float, cfg: TrainConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(
+        model.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps
+    )
+
+
+def set_requires_grad(model: nn.Module, flag: bool) -> None:
+    for p in model.parameters():
+        p.requires_grad_(flag)
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
+    """A fresh autocast context per use (or nullcontext when AMP is off)."""
+    if cfg.amp == "off":
+        return nullcontext()
+    dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- bookkeeping
+
+
+def checkpoint_state(
+    *,
+    cfg: TrainConfig,
+    G: nn.Module,
+    D: nn.Module,
+    opt_G: torch.optim.Optimizer,
+    opt_D: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    step: int,
+    sampler: torch.Generator,
+    best_val_l1: float | None,
+) -> dict[str, Any]:
+    """The checkpoint dict (format documented in train/checkpoint.py), from unwrapped modules."""
+    g, d = unwrap(G), unwrap(D)
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_config": generator_config(**model_options(cfg)),
+        "disc_config": {"arch": "patchgan", "in_channels": 2, "width": cfg.width},
+        "experiment": cfg.experiment,
+        "kept_labels": list(kept_labels(cfg.experiment)),
+        "image_size": cfg.image_size,
+        "G": g.state_dict(),
+        "D": d.state_dict(),
+        "opt_G": opt_G.state_dict(),
+        "opt_D": opt_D.state_dict(),
+        "scaler": scaler.state_dict(),
+        "step": step,
+        "rng": rng_state(sampler),
+        "config": cfg.to_dict(),
+        "best_val_l1": best_val_l1,
+    }
+
+
+def model_options(cfg: TrainConfig) -> dict[str, Any]:
+    return dict(
+        width=cfg.width, image_size=cfg.image_size, skips=cfg.skips, decoder_act=cfg.decoder_act
+    )
+
+
+def write_checkpoint(state: dict[str, Any], out: Path, keep_last: int) -> Path:
+    """step_NNNNNNN.pt plus last.pt (a hard link where possible), then prune old steps."""
+    path = save_checkpoint(state, out / f"step_{state['step']:07d}.pt")
+    tmp = out / ".last.pt.link"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(path, tmp)
+        os.replace(tmp, out / "last.pt")
+    except OSError:
+        save_checkpoint(state, out / "last.pt")
+    prune_checkpoints(out, keep_last)
+    return path
+
+
+@torch.no_grad()
+def generate(G: nn.Module, masks: torch.Tensor, batch_size: int, cfg: TrainConfig) -> np.ndarray:
+    """G(masks) in eval mode, batched, as float32 numpy (N, H, W)."""
+    G.eval()
+    outs = []
+    for i in range(0, len(masks), batch_size):
+        m = masks[i : i + batch_size]
+        if cfg.channels_last:
+            m = m.contiguous(memory_format=torch.channels_last)
+        with autocast_for(cfg, m.device):
+            outs.append(G(m).float()[:, 0].cpu().numpy())
+    return np.concatenate(outs)
+
+
+def validation_grid(masks: np.ndarray, fakes: np.ndarray, reals: np.ndarray) -> np.ndarray:
+    """uint8 image: one column per pair, rows mask (labels x 85) / generated / real."""
+    rows = [
+        np.concatenate(list(np.clip(masks * 85, 0, 255)), axis=1),
+        np.concatenate(list(fakes * 255), axis=1),
+        np.concatenate(list(reals * 255), axis=1),
+    ]
+    return np.clip(np.rint(np.concatenate(rows, axis=0)), 0, 255).astype(np.uint8)
+
+
+def validate(
+    G: nn.Module,
+    val: tuple[torch.Tensor, torch.Tensor],
+    cfg: TrainConfig,
+    out: Path,
+    step: int,
+) -> dict[str, float]:
+    """L1 / PSNR / SSIM inside the fan over the validation pairs; writes val/step_N.png."""
+    masks, images = val
+    fakes = generate(G, masks, cfg.batch_size, cfg)
+    reals = images[:, 0].cpu().numpy()
+    metrics = fan_metrics(fakes, reals)
+    if cfg.val_images:
+        k = min(cfg.val_images, len(fakes))
+        grid = validation_grid(masks[:k, 0].cpu().numpy(), fakes[:k], reals[:k])
+        (out / "val").mkdir(exist_ok=True)
+        cv2.imwrite(str(out / "val" / f"step_{step:07d}.png"), grid)
+    return metrics
+
+
+def open_tensorboard(cfg: TrainConfig, out: Path) -> Any:
+    """A SummaryWriter when asked for and installed, else None (optional dependency)."""
+    if not cfg.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.debug("tensorboard not installed: logging to metrics.jsonl only")
+        return None
+    return SummaryWriter(str(out / "tb"))
+
+
+def record(out: Path, row: dict[str, Any], tb: Any) -> None:
+    """Append one JSON line to metrics.jsonl (and scalars to TensorBoard)."""
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    if tb is not None:
+        for key, value in row.items():
+            if key != "step" and isinstance(value, (int, float)):
+                tb.add_scalar(key, value, row["step"])
+
+
+def prefixed(metrics: dict[str, float]) -> dict[str, float]:
+    return {f"val_{k}": v for k, v in metrics.items()}
+
+
+def check_finite(losses: dict[str, float], step: int, out: Path) -> None:
+    bad = {k: v for k, v in losses.items() if not np.isfinite(v)}
+    if bad:
+        last = out / "last.pt"
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was saved"
+        raise TrainingError(
+            f"training step {step} | non-finite loss {bad}. Expected finite losses; {kept}. "
+            "Hint: lower --lr, turn AMP off, or check the data for NaN values."
+        )
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    train_set: Pairs | None = None,
+    valid_set: Pairs | None = None,
+) -> TrainSummary:
+    """Train (or with `resume`, continue) a run in cfg.out; returns a summary.
+
+    `train_set`/`valid_set` skip loading cfg.data (tests and notebooks pass arrays directly).
+    Everything a user can get wrong (config, data folder, output folder, resume state) is checked
+    before the first step. torch's global deterministic flag is restored on return.
+    """
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        return run_training(cfg, resume, train_set, valid_set)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def run_training(
+    cfg: TrainConfig, resume: bool, train_set: Pairs | None, valid_set: Pairs | None
+) -> TrainSummary:
+    """The loop itself, top to bottom (see `train`)."""
+    # -- config, DDP and device
+    check_config(cfg)
+    cfg = replace(cfg, out=cfg.out or str(Path("runs") / cfg.experiment))
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    master = rank == 0
+    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise ConfigError("amp | 'fp16' needs a CUDA device. Hint: use --amp bf16 or --amp off.")
+    out = prepare_out(cfg, resume) if master else Path(cfg.out or ".")
+    state = load_checkpoint(out / "last.pt") if resume else None
+    if state is not None:
+        cfg = config_for_resume(cfg, state)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = not cfg.deterministic
+
+    # -- data (arrays live on the device: 256x256 float pairs are small)
+    if train_set is None:
+        train_set, valid_set = load_data(cfg)
+    masks, images = as_tensors(train_set, device)
+    if masks.shape[-1] != cfg.image_size or masks.shape[-2] != cfg.image_size:
+        raise DataError(
+            f"train pairs | size {tuple(masks.shape[-2:])} does not match image_size "
+            f"{cfg.image_size}. Hint: load them with size=({cfg.image_size}, {cfg.image_size})."
+        )
+    val = as_tensors(valid_set, device) if valid_set is not None else (masks[:8], images[:8])
+    n_valid = 0 if valid_set is None else len(val[0])
+
+    # -- models, optimizers, scaler, sampler
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    G = build_generator(**model_options(cfg)).to(device)
+    D = build_discriminator(width=cfg.width).to(device)
+    if cfg.channels_last:
+        G = G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        D = D.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    opt_G = make_optimizer(G, cfg.lr_g, cfg)
+    opt_D = make_optimizer(D, cfg.lr_d, cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    sampler = torch.Generator().manual_seed(cfg.seed + rank)
+    step, best_val_l1 = 0, None
+    if state is not None:
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        opt_G.load_state_dict(state["opt_G"])
+        opt_D.load_state_dict(state["opt_D"])
+        scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"], sampler)
+        if rank:  # rank 0's sampler state was saved: give the others their own stream
+            sampler.manual_seed(cfg.seed + rank + 1_000_003 * int(state["step"]))
+        step, best_val_l1 = int(state["step"]), state.get("best_val_l1")
+        log.info("resumed %s at step %d", out / "last.pt", step)
+    start_step = step
+
+    def snapshot() -> dict[str, Any]:
+        return checkpoint_state(
+            cfg=cfg, G=G, D=D, opt_G=opt_G, opt_D=opt_D, scaler=scaler, step=step,
+            sampler=sampler, best_val_l1=best_val_l1,
+        )  # fmt: skip
+
+    G_train: nn.Module = G
+    D_train: nn.Module = D
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        G_train = nn.parallel.DistributedDataParallel(G, device_ids=ids)
+        D_train = nn.parallel.DistributedDataParallel(D, device_ids=ids)
+
+    # -- bookkeeping
+    tb = None
+    if master:
+        save_config(cfg, out / "config.json")
+        tb = open_tensorboard(cfg, out)
+        if step == 0 and cfg.val_every:  # the untrained baseline
+            record(out, {"step": 0, **prefixed(validate(G, val, cfg, out, 0))}, tb)
+    bar = tqdm(total=cfg.iters, initial=step, desc="train", disable=None if master else True)
+    losses: dict[str, float] = {}
+    last_val: dict[str, float] = {}
+    t0, t_log, step_log = time.perf_counter(), time.perf_counter(), step
+    last_path = out / "last.pt"
+
+    # -- the loop
+    while step < cfg.iters:
+        idx = torch.randint(len(masks), (cfg.batch_size,), generator=sampler).to(device)
+        m, x = masks[idx], images[idx]
+        if cfg.channels_last:
+            m, x = (t.contiguous(memory_format=torch.channels_last) for t in (m, x))
+
+        # fakes from G in inference mode (BN running statistics), as the reference did
+        G.eval()
+        with torch.no_grad(), autocast_for(cfg, device):
+            fake = G(m).float()
+
+        # D: a real step (target 1) and a separate fake step (target 0)
+        D_train.train()
+        d_losses = []
+        for batch, is_real in ((x, True), (fake, False)):
+            opt_D.zero_grad(set_to_none=True)
+            with autocast_for(cfg, device):
+                loss_d = lsgan_loss(D_train(batch, m), real=is_real)
+            scaler.scale(loss_d).backward()
+            scaler.step(opt_D)
+            scaler.update()
+            d_losses.append(loss_d.detach())
+
+        # G: adversarial + L1, D frozen (its grads would be discarded anyway)
+        G_train.train()
+        set_requires_grad(D, False)
+        opt_G.zero_grad(set_to_none=True)
+        with autocast_for(cfg, device):
+            fake = G_train(m)
+            loss_g, adv, l1 = generator_loss(D(fake, m), fake, x, cfg.adv_weight, cfg.l1_weight)
+        scaler.scale(loss_g).backward()
+        scaler.step(opt_G)
+        scaler.update()
+        set_requires_grad(D, True)
+        step += 1
+
+        values = torch.stack([*d_losses, loss_g.detach(), adv.detach(), l1.detach()]).tolist()
+        losses = dict(zip(("d_real", "d_fake", "g", "g_adv", "g_l1"), values, strict=True))
+        check_finite(losses, step, out)
+        bar.update(1)
+        if not master:
+            continue
+        if step % cfg.log_every == 0 or step == cfg.iters:
+            now = time.perf_counter()
+            rate = (step - step_log) / max(now - t_log, 1e-9)
+            t_log, step_log = now, step
+            bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+            record(out, {"step": step, **losses, "it_per_s": rate}, tb)
+        if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.iters):
+            last_val = validate(G, val, cfg, out, step)
+            record(out, {"step": step, **prefixed(last_val)}, tb)
+            if best_val_l1 is None or last_val["l1"] < best_val_l1:
+                best_val_l1 = last_val["l1"]
+                save_checkpoint(snapshot(), out / "best.pt")
+        if step % cfg.ckpt_every == 0 or step == cfg.iters:
+            write_checkpoint(snapshot(), out, cfg.keep_last)
+
+    # -- wrap up
+    bar.close()
+    seconds = time.perf_counter() - t0
+    if tb is not None:
+        tb.close()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    best = out / "best.pt"
+    return TrainSummary(
+        out=str(out),
+        step=step,
+        start_step=start_step,
+        seconds=round(seconds, 3),
+        it_per_s=round((step - start_step) / max(seconds, 1e-9), 3),
+        last_checkpoint=str(last_path),
+        best_checkpoint=str(best) if best.exists() else None,
+        best_val_l1=best_val_l1,
+        losses=losses,
+        val=last_val,
+        n_train=len(masks),
+        n_valid=n_valid,
+        device=str(device),
+        world_size=world,
+    )

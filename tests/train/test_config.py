@@ -1,0 +1,91 @@
+"""TrainConfig: reference defaults, presets, overrides, and errors naming the key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from echogen_trt.data.experiments import EXPERIMENTS
+from echogen_trt.errors import ConfigError
+from echogen_trt.train.config import (
+    TrainConfig,
+    config_from_dict,
+    load_config,
+    previous_config,
+    save_config,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_defaults_are_the_reference_recipe() -> None:
+    cfg = TrainConfig()
+    assert (cfg.iters, cfg.batch_size, cfg.lr_g, cfg.lr_d) == (100_000, 8, 1.3e-4, 1.5e-4)
+    assert (cfg.beta1, cfg.beta2, cfg.adam_eps) == (0.5, 0.999, 1e-7)
+    assert (cfg.adv_weight, cfg.l1_weight, cfg.width, cfg.image_size) == (1.0, 100.0, 64, 256)
+    assert (cfg.skips, cfg.decoder_act, cfg.image_interp, cfg.view, cfg.phase) == (
+        False,
+        "relu",
+        "nearest",
+        "4CH",
+        "ED",
+    )
+
+
+@pytest.mark.parametrize("experiment", list(EXPERIMENTS))
+def test_each_experiment_has_a_full_size_reference_preset(experiment: str) -> None:
+    cfg = load_config(CONFIGS / f"{experiment}.json")
+    assert cfg.experiment == experiment
+    reference = TrainConfig()
+    for key in ("iters", "batch_size", "lr_g", "lr_d", "width", "image_size", "l1_weight"):
+        assert getattr(cfg, key) == getattr(reference, key), key
+
+
+def test_overrides_win_and_none_means_unset(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"iters": 50, "width": 8, "lr_g": 1}))
+    cfg = load_config(path, {"iters": 7, "width": None}, base={"seed": 3, "iters": 1})
+    assert (cfg.iters, cfg.width, cfg.seed) == (7, 8, 3)
+    assert cfg.lr_g == 1.0 and isinstance(cfg.lr_g, float)
+
+
+def test_save_and_previous_config_round_trip(tmp_path: Path) -> None:
+    cfg = TrainConfig(width=4, image_size=64, out=str(tmp_path))
+    save_config(cfg, tmp_path / "config.json")
+    assert previous_config(tmp_path) == cfg.to_dict()
+    assert previous_config(tmp_path / "nothing") is None
+
+
+@pytest.mark.parametrize(
+    "values,pattern",
+    [
+        ({"itters": 5}, r"unknown key\(s\) itters\. Expected some of: data"),
+        ({"iters": "5"}, r"key 'iters' has type str \('5'\)\. Expected int"),
+        ({"iters": 2.5}, r"key 'iters' has type float"),
+        ({"skips": 1}, r"key 'skips' has type int \(1\)\. Expected bool"),
+        ({"width": True}, r"key 'width' has type bool"),
+        ({"amp": "fp8"}, r"amp 'fp8' unknown\. Expected one of: off, bf16, fp16"),
+        ({"experiment": "lungs"}, r"experiment 'lungs' \| unknown"),
+        ({"batch_size": 0}, r"batch_size is 0\. Expected >= 1"),
+        ({"lr_d": 0}, r"lr_d is 0\.0\. Expected > 0"),
+    ],
+)
+def test_bad_values_raise_config_error(values: dict, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        config_from_dict(values)
+
+
+def test_bad_files_raise_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.json \| not found"):
+        load_config(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(ConfigError, match=r"bad\.json \| not readable JSON"):
+        load_config(tmp_path / "bad.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"list\.json \| top level is list"):
+        load_config(tmp_path / "list.json")
+    (tmp_path / "key.json").write_text('{"widht": 8}')
+    with pytest.raises(ConfigError, match=r"config .*key\.json \| unknown key\(s\) widht"):
+        load_config(tmp_path / "key.json")

@@ -1,0 +1,190 @@
+"""The training loop: exact resume, a real drop in validation L1, run folder, clear errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from echogen_trt.errors import CheckpointError, ConfigError, DataError
+from echogen_trt.metrics import fan_metrics
+from echogen_trt.train.checkpoint import file_sha256, load_checkpoint, load_generator
+from echogen_trt.train.config import TrainConfig
+from echogen_trt.train.loop import TrainingError, train
+
+TINY = dict(width=4, image_size=64, batch_size=4, log_every=1, val_images=2, tensorboard=False)
+
+
+def rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_state(a: object, b: object, where: str = "") -> None:
+    """Bitwise equality of nested dicts/lists of tensors and plain values."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            assert_same_state(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
+def test_resume_continues_bitwise_exactly(tmp_path: Path, tiny_pairs) -> None:
+    tr, va = tiny_pairs
+    base = dict(TINY, deterministic=True, val_every=2, ckpt_every=2, seed=5)
+    straight = TrainConfig(out=str(tmp_path / "a"), iters=6, **base)
+    train(straight, train_set=tr, valid_set=va)
+    first = TrainConfig(out=str(tmp_path / "b"), iters=3, **base)
+    assert train(first, train_set=tr, valid_set=va).step == 3
+    summary = train(
+        TrainConfig(out=str(tmp_path / "b"), iters=6, **base),
+        resume=True,
+        train_set=tr,
+        valid_set=va,
+    )
+    assert (summary.start_step, summary.step) == (3, 6)
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    for key in ("G", "D", "opt_G", "opt_D", "scaler", "rng", "step"):
+        assert_same_state(a[key], b[key], key)
+    assert not torch.are_deterministic_algorithms_enabled()  # the global flag is restored
+
+
+def test_short_run_lowers_validation_l1(tmp_path: Path, tiny_pairs) -> None:
+    # The reference learning rates need a few hundred steps before the sigmoid output leaves 0.5;
+    # 5e-4 shows the same descent within the test budget.
+    tr, va = tiny_pairs
+    cfg = TrainConfig(
+        out=str(tmp_path / "run"),
+        lr_g=5e-4,
+        lr_d=5e-4,
+        iters=150,
+        width=8,
+        image_size=64,
+        val_every=75,
+        ckpt_every=150,
+        log_every=50,
+        tensorboard=False,
+        seed=0,
+    )
+    summary = train(cfg, train_set=tr, valid_set=va)
+    val = [r for r in rows(tmp_path / "run") if "val_l1" in r]
+    assert [r["step"] for r in val] == [0, 75, 150]
+    untrained, trained = val[0]["val_l1"], val[-1]["val_l1"]
+    assert trained < 0.75 * untrained, (untrained, trained)
+    assert summary.best_val_l1 == min(r["val_l1"] for r in val[1:])
+    # best.pt reproduces its recorded validation L1 through load_generator
+    g, info = load_generator(summary.best_checkpoint)
+    with torch.no_grad():
+        fake = g(torch.from_numpy(va.masks.astype(np.float32))[:, None])[:, 0].numpy()
+    assert fan_metrics(fake, va.images)["l1"] == pytest.approx(summary.best_val_l1, rel=1e-5)
+    assert info["step"] in (75, 150) and info["kept_labels"] == (1, 2, 3)
+
+
+def test_run_folder_holds_config_metrics_grids_and_pruned_checkpoints(
+    tmp_path: Path, tiny_pairs
+) -> None:
+    tr, va = tiny_pairs
+    out = tmp_path / "run"
+    cfg = TrainConfig(out=str(out), iters=4, ckpt_every=1, keep_last=2, val_every=2, **TINY)
+    summary = train(cfg, train_set=tr, valid_set=va)
+    assert json.loads((out / "config.json").read_text()) == cfg.to_dict()
+    assert sorted(p.name for p in out.glob("step_*.pt")) == ["step_0000003.pt", "step_0000004.pt"]
+    assert file_sha256(out / "last.pt") == file_sha256(out / "step_0000004.pt")
+    state = load_checkpoint(out / "last.pt")
+    assert set(state) == {
+        "format_version", "model_config", "disc_config", "experiment", "kept_labels",
+        "image_size", "G", "D", "opt_G", "opt_D", "scaler", "step", "rng", "config",
+        "best_val_l1",
+    }  # fmt: skip
+    assert state["config"] == cfg.to_dict() and state["step"] == 4
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["G"])
+    losses = [r for r in rows(out) if "g_l1" in r]
+    assert [r["step"] for r in losses] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["it_per_s"]) and r["it_per_s"] > 0 for r in losses)
+    grid = cv2.imread(str(out / "val" / "step_0000004.png"), cv2.IMREAD_GRAYSCALE)
+    assert grid.shape == (3 * 64, 2 * 64)  # rows mask / generated / real, 2 columns
+    assert np.array_equal(grid[128:, :64], np.rint(va.images[0] * 255).astype(np.uint8))
+    assert summary.n_train == 8 and summary.n_valid == 2 and summary.losses.keys() == {
+        "d_real", "d_fake", "g", "g_adv", "g_l1"
+    }  # fmt: skip
+
+
+def test_resume_takes_the_architecture_from_the_checkpoint(
+    tmp_path: Path, tiny_pairs, caplog
+) -> None:
+    tr, va = tiny_pairs
+    out = str(tmp_path / "run")
+    train(TrainConfig(out=out, iters=1, val_every=0, **TINY), train_set=tr, valid_set=va)
+    wider = TrainConfig(out=out, iters=2, val_every=0, **{**TINY, "width": 8})
+    with caplog.at_level(logging.WARNING):
+        train(wider, resume=True, train_set=tr, valid_set=va)
+    assert "width=4 from the checkpoint" in caplog.text
+    assert load_checkpoint(Path(out) / "last.pt")["model_config"]["width"] == 4
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, tiny_pairs
+) -> None:
+    tr, va = tiny_pairs
+    out = tmp_path / "run"
+    cfg = TrainConfig(out=str(out), iters=2, val_every=0, **TINY)
+    train(cfg, train_set=tr, valid_set=va)
+    good = file_sha256(out / "last.pt")
+    poisoned = SimpleNamespace(masks=tr.masks, images=np.full_like(tr.images, np.nan))
+    more = TrainConfig(out=str(out), iters=4, val_every=0, **TINY)
+    with pytest.raises(TrainingError, match=r"step 3 \| non-finite loss .*last good checkpoint"):
+        train(more, resume=True, train_set=poisoned, valid_set=va)
+    assert file_sha256(out / "last.pt") == good
+
+
+def test_user_errors_are_raised_before_any_work(tmp_path: Path, tiny_pairs) -> None:
+    tr, va = tiny_pairs
+    out = tmp_path / "run"
+    run = dict(train_set=tr, valid_set=va)
+    with pytest.raises(CheckpointError, match=r"--resume given but there is no last\.pt"):
+        train(TrainConfig(out=str(out), iters=1, **TINY), resume=True, **run)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match=r"out .*file.*not writable"):
+        train(TrainConfig(out=str(blocker / "run"), iters=1, **TINY), **run)
+    with pytest.raises(DataError, match=r"data .*missing or empty.*echogen-trt synth --out"):
+        train(TrainConfig(out=str(out), data=str(tmp_path / "nodata"), iters=1, **TINY))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"missing or empty"):
+        train(TrainConfig(out=str(out), data=str(tmp_path / "empty"), iters=1, **TINY))
+    with pytest.raises(ConfigError, match=r"experiment 'heart' \| unknown"):
+        train(TrainConfig(out=str(out), experiment="heart", iters=1, **TINY), **run)
+    with pytest.raises(ConfigError, match=r"'fp16' needs a CUDA device"):
+        train(TrainConfig(out=str(out), amp="fp16", device="cpu", iters=1, **TINY), **run)
+    with pytest.raises(DataError, match=r"size \(64, 64\) does not match image_size 32"):
+        train(TrainConfig(out=str(out), iters=1, **{**TINY, "image_size": 32}), **run)
+    assert not (out / "last.pt").exists()
+    train(TrainConfig(out=str(out), iters=1, val_every=0, **TINY), **run)
+    with pytest.raises(ConfigError, match=r"already holds a run \(last\.pt\).*--resume"):
+        train(TrainConfig(out=str(out), iters=1, **TINY), **run)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda_is_a_config_error(tmp_path: Path, tiny_pairs) -> None:
+    tr, va = tiny_pairs
+    with pytest.raises(ConfigError, match=r"device 'cuda' \| CUDA is not available"):
+        train(TrainConfig(out=str(tmp_path), device="cuda", **TINY), train_set=tr, valid_set=va)
+
+
+def test_trains_from_a_camus_tree(tmp_path: Path, camus_tree: Path) -> None:
+    cfg = TrainConfig(data=str(camus_tree), out=str(tmp_path / "run"), iters=2, **TINY)
+    summary = train(cfg)
+    assert (summary.n_train, summary.n_valid, summary.step) == (3, 2, 2)
+    assert set(summary.val) == {"l1", "psnr", "ssim"}

@@ -55,6 +55,7 @@ def collect_inputs(
     excluded = exclude.resolve() if exclude is not None else None
     items: dict[Path, MaskItem] = {}
     failed: list[tuple[str, str]] = []
+    skipped = 0
     for raw in inputs:
         text = os.fspath(raw)
         found, reason = _expand(text, recursive)
@@ -63,9 +64,11 @@ def collect_inputs(
         for item in found:
             resolved = item.path.resolve()
             if excluded is not None and resolved.is_relative_to(excluded):
-                log.debug("%s | inside the output folder: not an input", item.path)
+                skipped += 1
                 continue
             items.setdefault(resolved, item)  # the same file named twice is read once
+    if skipped:
+        log.info("%d file(s) inside the output folder %s are not read as inputs", skipped, exclude)
     return list(items.values()), failed
 
 
@@ -126,7 +129,7 @@ def plan_jobs(
     """One Job per item with its output paths; ConfigError if the plan is unsafe (see module)."""
     out = out_dir.resolve()
     suffix = FORMATS[fmt]
-    _refuse_input_folder(
+    refuse_input_folder(
         out, [d.resolve() for d in input_dirs] + [i.path.resolve().parent for i in items]
     )
     inputs = {i.path.resolve() for i in items}
@@ -150,7 +153,8 @@ def plan_jobs(
     return jobs
 
 
-def _refuse_input_folder(out: Path, folders: Iterable[Path]) -> None:
+def refuse_input_folder(out: Path, folders: Iterable[Path]) -> None:
+    """ConfigError if `out` (resolved) is one of `folders` (resolved)."""
     for folder in folders:
         if out == folder:
             raise ConfigError(
@@ -161,15 +165,15 @@ def _refuse_input_folder(out: Path, folders: Iterable[Path]) -> None:
 
 def _check_target(path: Path, out: Path, inputs: set[Path], item: MaskItem) -> None:
     resolved = path.resolve()
-    if not resolved.is_relative_to(out):
-        raise ConfigError(
-            f"out {path} | resolves to {resolved}, outside --out {out} (a symlink?). "
-            "Expected every frame under --out."
-        )
     if resolved in inputs:
         raise ConfigError(
             f"out {path} | would overwrite the input {resolved} (from {item.path}). "
             "Hint: choose another --out."
+        )
+    if not resolved.is_relative_to(out):
+        raise ConfigError(
+            f"out {path} | resolves to {resolved}, outside --out {out} (a symlink?). "
+            "Expected every frame under --out."
         )
 
 

@@ -25,7 +25,14 @@ from tqdm import tqdm
 from echogen_trt.errors import ConfigError, EchogenError
 from echogen_trt.runtime.generator import Generator
 from echogen_trt.runtime.io import panel, read_mask, write_frame
-from echogen_trt.runtime.paths import FORMATS, Job, collect_inputs, plan_jobs, shard_jobs
+from echogen_trt.runtime.paths import (
+    FORMATS,
+    Job,
+    collect_inputs,
+    plan_jobs,
+    refuse_input_folder,
+    shard_jobs,
+)
 from echogen_trt.runtime.prepost import restore_size
 from echogen_trt.runtime.registry import resolve_kind
 
@@ -94,13 +101,14 @@ def run_generate(
     _check_options(size, fmt, shard, workers)
     out = Path(out_dir)
     inputs = [os.fspath(i) for i in inputs]
+    dirs = [Path(i) for i in inputs if Path(i).is_dir()]
+    refuse_input_folder(out.resolve(), [d.resolve() for d in dirs])
     items, failed = collect_inputs(inputs, recursive=recursive, exclude=out)
     if not items and not failed:
         raise ConfigError(
             f"inputs {inputs} | no mask files found. Expected PNG, BMP, TIFF, .npy or CAMUS "
             "*_gt.mhd / *_gt.nii.gz files. Hint: add --recursive for nested folders."
         )
-    dirs = [Path(i) for i in inputs if Path(i).is_dir()]
     jobs = shard_jobs(plan_jobs(items, out, fmt=fmt, overlay=overlay, input_dirs=dirs), shard)
     summary = GenerateSummary(str(model), resolve_kind(model, backend), str(out), total=len(jobs))
     summary.failed.extend(failed)

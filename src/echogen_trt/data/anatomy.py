@@ -90,7 +90,7 @@ def sample_heart(rng: np.random.Generator, view: str, traits: Traits) -> Heart:
         la_len=float(rng.uniform(32.0, 46.0) * s),
         la_width=float(rng.uniform(34.0, 46.0) * s),
         la_tilt=float(rng.uniform(-0.2, 0.2)),
-        rv_width=float(rng.uniform(20.0, 30.0) * s) if four else 0.0,
+        rv_width=float(rng.uniform(24.0, 34.0) * s) if four else 0.0,
         rv_start=float(rng.uniform(0.25, 0.42)),
         ra_len=float(rng.uniform(30.0, 42.0) * s),
         ra_width=float(rng.uniform(30.0, 42.0) * s),
@@ -231,7 +231,7 @@ def _right_heart(
     keep = (t >= h.rv_start) & (t <= 0.93)
     wall = epi_sep[keep]
     span = (t[keep] - h.rv_start) / (0.93 - h.rv_start)
-    bulge = h.rv_width * span**0.6 * (1.0 - 0.25 * span**4)
+    bulge = h.rv_width * span**0.5 * (1.0 - 0.3 * span**3)
     free = wall - normals(epi_sep)[keep] * bulge[:, None]
     rv = np.concatenate([free, wall[::-1]])  # free wall apex -> base, septum base -> apex
     ra = _chamber_below(free[-1], wall[-1], h.ra_len, h.ra_width, -0.1)

@@ -249,9 +249,9 @@ def _wall(
     facing = np.abs(np.sum(normal * beam, axis=1))
     values = level * (0.45 + 0.75 * facing**1.5)
     a, b = _fixed(g.to_pixels(inner)), _fixed(g.to_pixels(outer))
-    for i, value in enumerate(values):
-        quad = np.stack([a[i], a[i + 1], b[i + 1], b[i]])
-        cv2.fillPoly(e, [quad], float(value), cv2.LINE_8, 4)
+    quads = np.stack([a[:-1], a[1:], b[1:], b[:-1]], axis=1)
+    for quad, value in zip(quads, values.tolist(), strict=True):
+        cv2.fillPoly(e, [quad], value, cv2.LINE_8, 4)
 
 
 def _info(traits: an.Traits, quality: str, edv: float, esv: float) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -142,12 +143,15 @@ def test_fused_graph_converts_to_fp16(
     assert report.check("PSNR fp16 vs torch fp32").number >= FP16_MIN_PSNR_DB  # type: ignore[operator]
 
 
-def test_opset_18_is_kept_when_asked(
+def test_opset_18_is_kept_and_the_callers_model_untouched(
     tiny_generator: Any, tiny_meta: ModelMeta, tmp_path: Path
 ) -> None:
-    result = export_onnx(tiny_generator, tmp_path / "o18.onnx", meta=tiny_meta, opset=18)
+    training = copy.deepcopy(tiny_generator).train()  # e.g. exported mid-training
+    result = export_onnx(training, tmp_path / "o18.onnx", meta=tiny_meta, opset=18)
     model = onnx.load(str(result.path))
     assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [18]
+    assert training.training  # export worked on a copy in eval mode
+    assert verify_onnx(result.path, reference=tiny_generator).ok  # eval-mode BN was exported
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ the TensorRT builder and the torch-free runtime) must not pull it in.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import tempfile
@@ -314,7 +315,7 @@ def export_onnx(
             f"Expected them to agree. Hint: build meta with input_size=({size}, {size})."
         )
     start = time.perf_counter()
-    module = generator.cpu().float().eval()
+    module = copy.deepcopy(generator).cpu().float().eval()  # the caller's model is untouched
     meta = replace(meta, io="uint8" if fused_io else "float", precision=precision)
     if fused_io:
         module = with_fused_io(module, meta.kept_labels)

@@ -1,0 +1,233 @@
+"""What an engine was built from and for, kept beside it as `<engine>.json`.
+
+A TensorRT engine is tied to the TensorRT version and the GPU that built it (and a Jetson engine
+must be built on the Jetson). Loading one elsewhere fails deep inside TensorRT, or works slowly.
+So the builder records its provenance, and the loader refuses a mismatch up front with one
+message that lists every difference and the exact command that rebuilds the engine here.
+Torch-free and TensorRT-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from echogen_trt.errors import EngineMismatch
+from echogen_trt.model_meta import META_PREFIX, ModelMeta
+
+FORMAT_VERSION = 1
+SUFFIX = ".json"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """The resolved options of one build (presets applied): enough to repeat it."""
+
+    precision: str = "fp16"
+    min_batch: int = 1
+    opt_batch: int = 8
+    max_batch: int = 32
+    workspace_mb: int = 4096
+    timing_cache: str | None = None
+    dla_core: int | None = None
+    target: str = "desktop"
+
+    def cli_args(self) -> list[str]:
+        """These options as `echogen-trt build-engine` flags."""
+        args = [
+            f"--precision {self.precision}",
+            f"--min-batch {self.min_batch}",
+            f"--opt-batch {self.opt_batch}",
+            f"--max-batch {self.max_batch}",
+            f"--workspace-mb {self.workspace_mb}",
+            f"--target {self.target}",
+        ]
+        if self.timing_cache:
+            args.append(f"--timing-cache {shlex.quote(self.timing_cache)}")
+        if self.dla_core is not None:
+            args.append(f"--dla-core {self.dla_core}")
+        return args
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The machine an engine is built on or loaded on: what the engine is tied to."""
+
+    tensorrt_version: str
+    device_name: str
+    compute_capability: str  # "8.6"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Everything recorded beside an engine. `model_meta` is the source ONNX's ModelMeta."""
+
+    tensorrt_version: str
+    device_name: str
+    compute_capability: str
+    precision: str
+    strongly_typed: bool
+    profile: dict[str, dict[str, list[int]]]  # input -> {"min", "opt", "max"} shapes
+    io: list[dict[str, Any]]  # [{"name", "mode", "dtype", "shape"}] as the engine reports them
+    onnx_path: str
+    onnx_sha256: str
+    options: BuildOptions
+    model_meta: dict[str, Any]
+    built_at: str = ""
+    build_seconds: float = 0.0
+    echogen_version: str = ""
+    platform: str = ""
+    layer_precisions: dict[str, int] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def environment(self) -> Environment:
+        return Environment(self.tensorrt_version, self.device_name, self.compute_capability)
+
+    @property
+    def meta(self) -> ModelMeta:
+        """The source model's conventions (what the runtime needs to feed the engine)."""
+        props = {META_PREFIX + k: json.dumps(v) for k, v in self.model_meta.items()}
+        return ModelMeta.from_props(props, source=f"provenance of {self.onnx_path}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "provenance") -> Provenance:
+        """Inverse of to_dict; unknown keys are ignored, missing ones raise EngineMismatch."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        if int(values.get("format_version", 1)) > FORMAT_VERSION:
+            raise EngineMismatch(
+                f"{source} | written by a newer echogen-trt (format "
+                f"{values['format_version']}, this one reads {FORMAT_VERSION}). "
+                "Hint: upgrade echogen-trt or rebuild the engine."
+            )
+        try:
+            values["options"] = BuildOptions(**values["options"])
+            return cls(**values)
+        except (KeyError, TypeError) as err:
+            raise EngineMismatch(
+                f"{source} | incomplete or corrupt provenance ({err}). "
+                "Hint: rebuild the engine with `echogen-trt build-engine`."
+            ) from err
+
+
+def provenance_path(engine_path: str | os.PathLike[str]) -> Path:
+    """`model.engine` -> `model.engine.json`."""
+    path = Path(engine_path)
+    return path.with_name(path.name + SUFFIX)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write via a temporary file in the same folder and os.replace: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_provenance(prov: Provenance, engine_path: str | os.PathLike[str]) -> Path:
+    """Write `<engine>.json` atomically; returns its path."""
+    path = provenance_path(engine_path)
+    write_atomic(path, (json.dumps(prov.to_dict(), indent=2) + "\n").encode())
+    return path
+
+
+def read_provenance(engine_path: str | os.PathLike[str]) -> Provenance:
+    """The provenance beside `engine_path`, or EngineMismatch when it is missing or corrupt."""
+    path = provenance_path(engine_path)
+    if not path.is_file():
+        raise EngineMismatch(
+            f"{engine_path} | no provenance file {path.name} beside the engine, so it cannot "
+            "be checked against this machine (TensorRT version, GPU). Hint: rebuild it with "
+            "`echogen-trt build-engine <model.onnx> --out <engine>`, which writes both, or "
+            "pass force=True (--force) to load it unchecked."
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise EngineMismatch(
+            f"{path} | unreadable provenance ({err}). Hint: rebuild the engine with "
+            "`echogen-trt build-engine`."
+        ) from err
+    if not isinstance(data, dict):
+        raise EngineMismatch(f"{path} | provenance is not a JSON object. Hint: rebuild.")
+    return Provenance.from_dict(data, source=str(path))
+
+
+def rebuild_command(prov: Provenance, engine_path: str | os.PathLike[str]) -> str:
+    """The `echogen-trt build-engine` command that rebuilds this engine with its options."""
+    parts = [
+        "echogen-trt build-engine",
+        shlex.quote(prov.onnx_path),
+        f"--out {shlex.quote(str(engine_path))}",
+        *prov.options.cli_args(),
+    ]
+    return " ".join(parts)
+
+
+def mismatches(
+    prov: Provenance, current: Environment, *, onnx_sha256: str | None = None
+) -> list[str]:
+    """Each way the engine does not fit `current`, in words (empty: it fits)."""
+    found = []
+    if prov.tensorrt_version != current.tensorrt_version:
+        found.append(
+            f"TensorRT: engine built with {prov.tensorrt_version}, "
+            f"this machine has {current.tensorrt_version}"
+        )
+    if prov.compute_capability != current.compute_capability:
+        found.append(
+            f"GPU architecture: engine built for compute capability {prov.compute_capability} "
+            f"({prov.device_name}), this GPU is {current.compute_capability} "
+            f"({current.device_name})"
+        )
+    elif prov.device_name != current.device_name:
+        found.append(
+            f"GPU model: engine built on {prov.device_name!r}, this is {current.device_name!r}"
+        )
+    if onnx_sha256 is not None and onnx_sha256 != prov.onnx_sha256:
+        found.append(f"ONNX: {prov.onnx_path} changed since the engine was built")
+    return found
+
+
+def check_compatible(
+    prov: Provenance,
+    current: Environment,
+    *,
+    engine_path: str | os.PathLike[str] = "model.engine",
+    onnx_sha256: str | None = None,
+) -> None:
+    """Raise EngineMismatch listing every mismatch and the exact rebuild command."""
+    found = mismatches(prov, current, onnx_sha256=onnx_sha256)
+    if not found:
+        return
+    listed = "\n".join(f"  - {m}" for m in found)
+    raise EngineMismatch(
+        f"{engine_path} | was built for another machine; TensorRT engines are tied to the "
+        f"TensorRT version and the GPU:\n{listed}\n"
+        f"Hint: rebuild it here:\n  {rebuild_command(prov, engine_path)}\n"
+        "(or pass force=True / --force to try it anyway)"
+    )

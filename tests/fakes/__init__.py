@@ -1,0 +1,1 @@
+"""Test doubles for what this machine lacks: TensorRT, CUDA and a GPU."""

@@ -36,6 +36,12 @@ def _deconv_macs(in_hw: int, c_in: int, c_out: int) -> int:
 
 def flops_from_config(model_config: dict[str, Any]) -> float:
     """FLOPs (2 * MACs) per frame of `models.generator.Generator(**model_config)`."""
+    arch = model_config.get("arch", "encoder_decoder")
+    if arch != "encoder_decoder":
+        raise ConfigError(
+            f"model_config | arch {arch!r} has no FLOP formula. Expected 'encoder_decoder'. "
+            "Hint: benchmark its ONNX export, whose graph is counted directly."
+        )
     width = int(model_config.get("width", 64))
     size = int(model_config.get("image_size", 256))
     c_in0 = int(model_config.get("in_channels", 1))

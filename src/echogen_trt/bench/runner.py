@@ -103,6 +103,13 @@ def check_config(config: BenchConfig) -> None:
     if bad or not config.modes:
         raise ConfigError(f"--mode | {bad or 'none'}. Expected some of {', '.join(MODES)}.")
     stop_rule(config.iterations, config.duration_s)  # validates both
+    if config.threads is not None and config.threads < 1:
+        raise ConfigError(f"--threads | {config.threads}. Expected an integer >= 1.")
+    if config.ceiling_seconds < 0 or config.cv_warn_pct < 0:
+        raise ConfigError(
+            f"--ceiling-seconds / --cv-warn | {config.ceiling_seconds} / {config.cv_warn_pct}. "
+            "Expected values >= 0."
+        )
 
 
 def synthetic_masks(n: int, size_hw: tuple[int, int], seed: int = 0) -> np.ndarray:

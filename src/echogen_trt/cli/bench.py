@@ -62,6 +62,9 @@ def _split(text: str | None) -> tuple[str, ...] | None:
 @click.option("--no-baseline", is_flag=True, help="Skip the PyTorch eager FP32 baseline.")
 @click.option("--no-ceiling", is_flag=True, help="Skip measuring the GEMM ceiling.")
 @click.option(
+    "--ceiling-seconds", type=float, help="Time per GEMM library for the ceiling. Default: 1 s."
+)
+@click.option(
     "--cv-warn",
     type=float,
     help="Warn when latency CV exceeds this %. Default 10 (trtexec uses 1 on locked GPU clocks).",
@@ -91,6 +94,7 @@ def bench(
     modes: str | None,
     no_baseline: bool,
     no_ceiling: bool,
+    ceiling_seconds: float | None,
     cv_warn: float | None,
     threads: int | None,
     mask_size: str | None,
@@ -127,6 +131,8 @@ def bench(
         changes["batches"] = parse_ints(batches, "--batch")
     if modes:
         changes["modes"] = _split(modes)
+    if ceiling_seconds is not None:
+        changes["ceiling_seconds"] = ceiling_seconds
     if cv_warn is not None:
         changes["cv_warn_pct"] = cv_warn
     report = run_benchmark(list(models), replace(BenchConfig(), **changes)).to_dict()

@@ -1,0 +1,177 @@
+"""`echogen-trt bench` end to end on tiny models, and the runner's planning and bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from echogen_trt.bench import runner
+from echogen_trt.cli import cli
+from echogen_trt.errors import BackendUnavailable, ConfigError, EchogenError
+
+FAST = ["--iterations", "2", "--batch", "1,2", "--warmup", "1"]
+RESULT_KEYS = {
+    "model", "model_name", "backend", "detail", "device", "precision", "io", "weights",
+    "input_size", "gflop_per_frame", "flops_source", "batch", "mode", "status", "reason",
+    "iterations", "frames", "total_s", "throughput_fps", "latency_batch_ms", "latency_frame_ms",
+    "stages_ms", "achieved_gflops", "ceiling_gflops", "ceiling_fraction", "warnings",
+}  # fmt: skip
+STAT_KEYS = {"n", "mean", "median", "p90", "p95", "p99", "min", "max", "std", "cv_pct"}
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(cli, ["bench", *args])
+
+
+def test_bench_end_to_end_writes_json_and_prints_tables(bench_models: Path, tmp_path) -> None:
+    out = tmp_path / "b.json"
+    fp32, fp16 = bench_models / "tiny.onnx", bench_models / "tiny.fp16.onnx"
+    result = invoke(str(fp32), str(fp16), *FAST, "--ceiling-seconds", "0", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert {"schema", "env", "config", "results", "ceilings", "warnings", "created"} <= set(report)
+    assert report["schema"] == runner.SCHEMA
+    assert report["config"]["percentile_method"] == "inverted_cdf"
+    ok = [r for r in report["results"] if r["status"] == "ok"]
+    # 2 ORT files + the torch baseline, x 2 batches x 2 modes
+    assert len(ok) == 3 * 2 * 2, [r.get("reason") for r in report["results"]]
+    for r in ok:
+        assert set(r) == RESULT_KEYS
+        assert set(r["latency_batch_ms"]) == STAT_KEYS == set(r["latency_frame_ms"])
+        assert r["iterations"] == 2 and r["frames"] == 2 * r["batch"]
+        assert r["throughput_fps"] == pytest.approx(r["frames"] / r["total_s"])
+        assert r["latency_frame_ms"]["median"] == pytest.approx(
+            r["latency_batch_ms"]["median"] / r["batch"]
+        )
+        assert r["achieved_gflops"] == pytest.approx(r["gflop_per_frame"] * r["throughput_fps"])
+        assert r["ceiling_fraction"] == pytest.approx(r["achieved_gflops"] / r["ceiling_gflops"])
+    combos = {(r["model_name"], r["backend"], r["precision"]) for r in ok}
+    assert combos == {
+        ("tiny.onnx", "onnxrt:cpu", "fp32"),
+        ("tiny.fp16.onnx", "onnxrt:cpu", "fp16"),
+        ("tiny.onnx (random weights)", "torch", "fp32"),
+    }
+    baseline = next(r for r in ok if r["backend"] == "torch")
+    assert (
+        baseline["weights"].startswith("random")
+        and "random weights" in report["config"]["baseline"]
+    )
+    assert {(c["device"], c["precision"]) for c in report["ceilings"]} == {
+        ("cpu", "fp32"),
+        ("cpu", "fp16"),
+    }
+    for header in ("Throughput and latency per frame (ms)", "Latency per batch (ms)", "frames/s"):
+        assert header in result.output
+    assert "p99" in result.output and "tiny.fp16.onnx" in result.output
+    assert "Ceilings" in result.output
+
+
+def test_backend_filter_no_baseline_and_json_to_stdout(bench_models: Path) -> None:
+    result = invoke(
+        str(bench_models / "tiny.onnx"), *FAST, "--backend", "onnxrt", "--no-baseline",
+        "--no-ceiling", "--mode", "compute", "--json", "-",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {r["backend"] for r in report["results"]} == {"onnxrt:cpu"}
+    assert {r["mode"] for r in report["results"]} == {"compute"}
+    assert report["ceilings"] == [] and report["config"]["baseline"] == "off"
+    assert all(r["ceiling_fraction"] is None for r in report["results"])
+
+
+def test_fixed_batch_model_skips_other_batches(bench_models: Path) -> None:
+    config = runner.BenchConfig(
+        batches=(1, 2), iterations=1, baseline=False, ceiling=False, modes=("compute",)
+    )
+    report = runner.run_benchmark([bench_models / "tiny.b1.onnx"], config, env={"cpu": {}})
+    by_batch = {r["batch"]: r for r in report.results}
+    assert by_batch[1]["status"] == "ok"
+    assert by_batch[2]["status"] == "skipped" and "fixed at 1" in by_batch[2]["reason"]
+
+
+def test_plot_is_written(bench_models: Path, tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "plot.png"
+    result = invoke(
+        str(bench_models / "tiny.onnx"), *FAST, "--no-baseline", "--no-ceiling", "--plot", str(png)
+    )
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_fails_before_timing(bench_models: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    called = []
+    monkeypatch.setattr(runner, "run_benchmark", lambda *a, **k: called.append(1))
+    result = invoke(str(bench_models / "tiny.onnx"), "--plot", "x.png")
+    assert result.exit_code == 1
+    assert isinstance(result.exception, BackendUnavailable)
+    assert "matplotlib is not installed" in str(result.exception) and "pip install" in str(
+        result.exception
+    )
+    assert not called
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--batch", "0,8"], "--batch"),
+        (["--batch", "one"], "--batch"),
+        (["--warmup", "soon"], "--warmup"),
+        (["--iterations", "0"], "--iterations"),
+        (["--mode", "fast"], "--mode"),
+        (["--mask-size", "big"], "--mask-size"),
+        (["--threads", "0"], "--threads"),
+    ],
+)
+def test_bad_options_are_user_errors(bench_models: Path, args: list[str], match: str) -> None:
+    result = invoke(str(bench_models / "tiny.onnx"), *args)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, ConfigError)
+    assert match in str(result.exception)
+
+
+def test_missing_model_is_a_user_error(tmp_path) -> None:
+    result = invoke(str(tmp_path / "nope.onnx"), *FAST)
+    assert isinstance(result.exception, ConfigError)
+    assert "not found" in str(result.exception)
+
+
+def test_model_without_metadata_reports_why_nothing_ran(tmp_path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, 8, 8]) for n in "xy"]
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", io[:1], io[1:])
+    path = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    result = invoke(str(path), *FAST, "--no-ceiling")
+    assert result.exit_code == 1
+    assert isinstance(result.exception, EchogenError)
+    assert "no configuration could be measured" in str(result.exception)
+    assert "has no echogen metadata" in str(result.exception)
+
+
+def test_synthetic_masks_hold_every_label() -> None:
+    masks = runner.synthetic_masks(3, (64, 48), seed=1)
+    assert masks.shape == (3, 64, 48) and masks.dtype.name == "uint8"
+    for mask in masks:
+        assert set(map(int, set(mask.ravel().tolist()))) == {0, 1, 2, 3}
+    assert (runner.synthetic_masks(3, (64, 48), seed=1) == masks).all()
+
+
+def test_summary_warnings_collapse_small_samples() -> None:
+    results = [
+        {"status": "ok", "iterations": 2, "warnings": ["a is unstable"]},
+        {"status": "ok", "iterations": 3, "warnings": []},
+        {"status": "ok", "iterations": 50, "warnings": []},
+        {"status": "failed", "reason": "x"},
+    ]
+    lines = runner.summary_warnings(results)
+    assert lines[0] == "a is unstable" and lines[1].startswith("Hint: run longer")
+    assert "2 configuration(s) have fewer than 10 timed calls (least: 2)" in lines[2]
+    assert len(lines) == 3

@@ -215,3 +215,16 @@ def test_export_checkpoint_both_records_provenance(tiny_checkpoint: Path, tmp_pa
         assert meta.checkpoint_sha256 == file_sha256(tiny_checkpoint)
         assert meta.model_config["width"] == 4 and meta.input_size == (64, 64)
         assert result.verify is not None and result.verify.ok
+
+
+def test_missing_onnxscript_is_a_user_error(
+    tiny_generator: Any, tiny_meta: ModelMeta, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_find_spec = onnx_export.importlib.util.find_spec
+    monkeypatch.setattr(
+        onnx_export.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxscript" else real_find_spec(name, *a),
+    )
+    with pytest.raises(ExportError, match=r"onnxscript \| not installed.*pip install"):
+        export_onnx(tiny_generator, tmp_path / "x.onnx", meta=tiny_meta)

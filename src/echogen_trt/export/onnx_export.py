@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import logging
 import os
 import tempfile
@@ -248,6 +249,11 @@ def _torch_to_onnx(module: nn.Module, example: Any, batch: int | None) -> onnx.M
     """Run the dynamo exporter (optimized, opset 18) without printing."""
     import torch
 
+    if importlib.util.find_spec("onnxscript") is None:
+        raise ExportError(
+            "onnxscript | not installed; torch's ONNX exporter needs it. "
+            "Hint: `pip install 'echogen-trt[train]'` or `pip install onnxscript`."
+        )
     dynamic = None if batch is not None else ({0: torch.export.Dim("batch", min=1)},)
     try:
         with _quiet_exporter(), torch.no_grad():

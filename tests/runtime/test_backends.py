@@ -101,7 +101,13 @@ def test_backends_agree(models: SimpleNamespace) -> None:
 
 
 # -- ONNX Runtime specifics ----------------------------------------------------------------------
-def test_choose_providers() -> None:
+def test_choose_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    everything = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(onnxrt, "tensorrt_libs_present", lambda: True)
+    assert onnxrt.choose_providers(None, everything[::-1]) == everything
+    monkeypatch.setattr(onnxrt, "tensorrt_libs_present", lambda: False)
+    assert onnxrt.choose_providers(None, everything) == everything[1:]
+    assert onnxrt.choose_providers(["trt"], everything) == everything  # asked for: tried anyway
     avail = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert onnxrt.choose_providers(None, avail) == avail
     assert onnxrt.choose_providers(["cpu"], avail) == ["CPUExecutionProvider"]

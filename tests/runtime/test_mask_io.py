@@ -151,6 +151,9 @@ def test_write_frame_round_trips_losslessly(tmp_path: Path, suffix: str) -> None
     back = np.load(path) if suffix == ".npy" else cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(back, frame)
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0o600
 
 
 def test_write_jpeg_is_close(tmp_path: Path) -> None:

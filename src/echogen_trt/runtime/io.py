@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io as _io
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import cv2
@@ -138,6 +138,8 @@ def _to_2d(array: np.ndarray, p: Path) -> np.ndarray:
 
 def labels_from_values(array: np.ndarray, source: str = "mask") -> np.ndarray:
     """Map a mask's values to uint8 raw labels 0..3 (raw, or the 0/85/170/255 convention)."""
+    if array.dtype == np.uint8 and array.size and int(array.max()) <= MAX_LABEL:
+        return array  # the common case, without counting values
     values = _unique(array)
     if array.dtype.kind == "f":
         if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
@@ -200,13 +202,15 @@ def write_frame(path: str | os.PathLike[str], frame: np.ndarray) -> Path:
     target = Path(path)
     data = encode_frame(target, frame)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    # os.open with 0o666, not mkstemp (0o600): frames get the user's umask like any file.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return target
 

@@ -8,6 +8,7 @@ once on the device and copies back in one go.
 
 from __future__ import annotations
 
+import ctypes.util
 import logging
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 from echogen_trt.errors import BackendUnavailable, InputMismatch
 from echogen_trt.model_meta import ModelMeta
+from echogen_trt.runtime.availability import has_module
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -66,13 +68,21 @@ def physical_cores() -> int:
     return max(1, min(len(cores), logical)) if cores else logical
 
 
+def tensorrt_libs_present() -> bool:
+    """Whether the TensorRT libraries the TensorRT EP loads can be found (pip or system)."""
+    return has_module("tensorrt_libs") or ctypes.util.find_library("nvinfer") is not None
+
+
 def choose_providers(requested: list[str] | None, available: list[str]) -> list[str]:
     """Providers in priority order: the ones asked (aliases allowed), else the best available.
 
-    CPU is always appended as the fallback ONNX Runtime uses for unsupported nodes.
+    Fallbacks are appended for nodes a provider cannot run: CUDA after TensorRT, then CPU.
     """
     if not requested:
         chosen = [p for p in PREFERRED if p in available]
+        if "TensorrtExecutionProvider" in chosen and not tensorrt_libs_present():
+            # onnxruntime-gpu lists the TensorRT EP even without TensorRT; skip the failed try.
+            chosen.remove("TensorrtExecutionProvider")
     else:
         chosen = [PROVIDER_ALIASES.get(p.lower(), p) for p in requested]
         missing = [p for p in chosen if p not in available]
@@ -82,8 +92,10 @@ def choose_providers(requested: list[str] | None, available: list[str]) -> list[
                 f"{available}. Hint: GPU providers need `pip install onnxruntime-gpu` "
                 "(in place of onnxruntime) and a CUDA driver."
             )
-    if "CPUExecutionProvider" not in chosen and "CPUExecutionProvider" in available:
-        chosen.append("CPUExecutionProvider")
+    # Fallbacks for the nodes a provider cannot run: CUDA after TensorRT, CPU last.
+    for fallback in PREFERRED[1:]:
+        if fallback not in chosen and fallback in available and chosen[-1] in PREFERRED[:-1]:
+            chosen.append(fallback)
     return chosen
 
 

@@ -77,3 +77,14 @@ def test_restore_size_is_bilinear() -> None:
     assert out.shape == (2, 8)
     assert 0 < out[0, 3] < 255  # interpolated, not nearest
     assert prepost.restore_size(frame, (2, 2)) is frame
+
+
+def test_served_masks_are_resized_exactly_like_training_masks() -> None:
+    """Runtime and training must pick the same source pixels (Pillow-NEAREST equivalent);
+    cv2.INTER_NEAREST would shift edges by a pixel for non-integer scale factors."""
+    from echogen_trt.data.preprocess import resize_mask as training_resize
+
+    rng = np.random.default_rng(3)
+    mask = rng.integers(0, 4, size=(97, 71), dtype=np.uint8)
+    for size in ((64, 64), (256, 256), (40, 90)):
+        np.testing.assert_array_equal(prepost.resize_mask(mask, size), training_resize(mask, size))

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from echogen_trt.data.experiments import select_labels
+from echogen_trt.data.preprocess import resize_mask as training_resize_mask
 from echogen_trt.errors import InputMismatch, InternalError
 from echogen_trt.model_meta import ModelMeta
 
@@ -20,11 +21,12 @@ IO_KINDS = ("float", "uint8")
 
 
 def resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize to (H, W); a no-op when the size already matches."""
-    height, width = int(size_hw[0]), int(size_hw[1])
-    if mask.shape == (height, width):
+    """Nearest-neighbour resize to (H, W), the very function training used (same pixels as
+    the reference's Pillow NEAREST), so served masks match the training masks; a no-op when the
+    size already matches."""
+    if mask.shape == tuple(size_hw):
         return mask
-    return np.asarray(cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST))
+    return training_resize_mask(mask, (int(size_hw[0]), int(size_hw[1])))
 
 
 def prepare_mask(mask: np.ndarray, meta: ModelMeta) -> np.ndarray:

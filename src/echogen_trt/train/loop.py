@@ -137,18 +137,24 @@ def config_for_resume(cfg: TrainConfig, state: dict[str, Any]) -> TrainConfig:
     return replace(cfg, **forced)
 
 
-def load_data(cfg: TrainConfig) -> tuple[Pairs, Pairs | None]:
-    """Train and valid pairs of cfg.data; valid is None when the split has no valid patients."""
-    from echogen_trt.data.dataset import load_pairs
-    from echogen_trt.data.splits import resolve_split
-
-    root = Path(cfg.data)
+def check_data_root(data: str) -> Path:
+    """The data folder, or DataError with the `synth` hint when it is missing or empty."""
+    root = Path(data)
     if not root.is_dir() or not any(root.iterdir()):
         raise DataError(
             f"data {root} | missing or empty. Expected a CAMUS tree (either layout). "
             "Hint: run `echogen-trt synth --out data/phantom` first (the default --data), or "
             "pass --data <CAMUS root>."
         )
+    return root
+
+
+def load_data(cfg: TrainConfig) -> tuple[Pairs, Pairs | None]:
+    """Train and valid pairs of cfg.data; valid is None when the split has no valid patients."""
+    from echogen_trt.data.dataset import load_pairs
+    from echogen_trt.data.splits import resolve_split
+
+    root = check_data_root(cfg.data)
     size = (cfg.image_size, cfg.image_size)
     opts: dict[str, Any] = dict(
         experiment=cfg.experiment,
@@ -192,23 +198,93 @@ def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
     return torch.autocast(device.type, dtype=dtype)
 
 
+LOSS_NAMES = ("d_real", "d_fake", "g", "g_adv", "g_l1")
+
+
+@dataclass
+class GAN:
+    """Both networks, their training views (DDP wrappers or the modules), optimizers, scaler."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    G_train: nn.Module
+    D_train: nn.Module
+
+    def wrap_ddp(self, device: torch.device) -> None:
+        ids = [device.index] if device.type == "cuda" else None
+        self.G_train = nn.parallel.DistributedDataParallel(self.G, device_ids=ids)
+        self.D_train = nn.parallel.DistributedDataParallel(self.D, device_ids=ids)
+
+
+def build_gan(cfg: TrainConfig, device: torch.device) -> GAN:
+    """Seeded G and D (Keras init) on `device`, Adam optimizers and the AMP scaler."""
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    G = build_generator(**model_options(cfg)).to(device)
+    D = build_discriminator(width=cfg.width).to(device)
+    if cfg.channels_last:
+        G = G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        D = D.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return GAN(
+        G=G,
+        D=D,
+        opt_G=make_optimizer(G, cfg.lr_g, cfg),
+        opt_D=make_optimizer(D, cfg.lr_d, cfg),
+        scaler=torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16"),
+        G_train=G,
+        D_train=D,
+    )
+
+
+def train_step(gan: GAN, m: torch.Tensor, x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """One reference iteration on masks `m` and frames `x`; the losses (LOSS_NAMES) detached."""
+    G, D, scaler = gan.G, gan.D, gan.scaler
+    # fakes from G in inference mode (BN running statistics), as the reference did
+    G.eval()
+    with torch.no_grad(), autocast_for(cfg, m.device):
+        fake = G(m).float()
+
+    # D: a real step (target 1) and a separate fake step (target 0)
+    gan.D_train.train()
+    d_losses = []
+    for batch, is_real in ((x, True), (fake, False)):
+        gan.opt_D.zero_grad(set_to_none=True)
+        with autocast_for(cfg, m.device):
+            loss_d = lsgan_loss(gan.D_train(batch, m), real=is_real)
+        scaler.scale(loss_d).backward()
+        scaler.step(gan.opt_D)
+        scaler.update()
+        d_losses.append(loss_d.detach())
+
+    # G: adversarial + L1 through the unwrapped D, frozen (its grads would be discarded)
+    gan.G_train.train()
+    set_requires_grad(D, False)
+    gan.opt_G.zero_grad(set_to_none=True)
+    with autocast_for(cfg, m.device):
+        fake = gan.G_train(m)
+        loss_g, adv, l1 = generator_loss(D(fake, m), fake, x, cfg.adv_weight, cfg.l1_weight)
+    scaler.scale(loss_g).backward()
+    scaler.step(gan.opt_G)
+    scaler.update()
+    set_requires_grad(D, True)
+    return torch.stack([*d_losses, loss_g.detach(), adv.detach(), l1.detach()])
+
+
 # ----------------------------------------------------------------------------- bookkeeping
 
 
 def checkpoint_state(
-    *,
+    gan: GAN,
     cfg: TrainConfig,
-    G: nn.Module,
-    D: nn.Module,
-    opt_G: torch.optim.Optimizer,
-    opt_D: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
+    *,
     step: int,
     sampler: torch.Generator,
     best_val_l1: float | None,
 ) -> dict[str, Any]:
     """The checkpoint dict (format documented in train/checkpoint.py), from unwrapped modules."""
-    g, d = unwrap(G), unwrap(D)
     return {
         "format_version": FORMAT_VERSION,
         "model_config": generator_config(**model_options(cfg)),
@@ -216,11 +292,11 @@ def checkpoint_state(
         "experiment": cfg.experiment,
         "kept_labels": list(kept_labels(cfg.experiment)),
         "image_size": cfg.image_size,
-        "G": g.state_dict(),
-        "D": d.state_dict(),
-        "opt_G": opt_G.state_dict(),
-        "opt_D": opt_D.state_dict(),
-        "scaler": scaler.state_dict(),
+        "G": unwrap(gan.G).state_dict(),
+        "D": unwrap(gan.D).state_dict(),
+        "opt_G": gan.opt_G.state_dict(),
+        "opt_D": gan.opt_D.state_dict(),
+        "scaler": gan.scaler.state_dict(),
         "step": step,
         "rng": rng_state(sampler),
         "config": cfg.to_dict(),
@@ -364,6 +440,8 @@ def run_training(
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ConfigError("amp | 'fp16' needs a CUDA device. Hint: use --amp bf16 or --amp off.")
+    if train_set is None:
+        check_data_root(cfg.data)  # before the run folder is created
     out = prepare_out(cfg, resume) if master else Path(cfg.out or ".")
     state = load_checkpoint(out / "last.pt") if resume else None
     if state is not None:
@@ -389,43 +467,28 @@ def run_training(
     n_valid = 0 if valid_set is None else len(val[0])
 
     # -- models, optimizers, scaler, sampler
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    G = build_generator(**model_options(cfg)).to(device)
-    D = build_discriminator(width=cfg.width).to(device)
-    if cfg.channels_last:
-        G = G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        D = D.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    opt_G = make_optimizer(G, cfg.lr_g, cfg)
-    opt_D = make_optimizer(D, cfg.lr_d, cfg)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    gan = build_gan(cfg, device)
     sampler = torch.Generator().manual_seed(cfg.seed + rank)
     step, best_val_l1 = 0, None
     if state is not None:
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        opt_G.load_state_dict(state["opt_G"])
-        opt_D.load_state_dict(state["opt_D"])
-        scaler.load_state_dict(state["scaler"])
+        gan.G.load_state_dict(state["G"])
+        gan.D.load_state_dict(state["D"])
+        gan.opt_G.load_state_dict(state["opt_G"])
+        gan.opt_D.load_state_dict(state["opt_D"])
+        gan.scaler.load_state_dict(state["scaler"])
         restore_rng(state["rng"], sampler)
         if rank:  # rank 0's sampler state was saved: give the others their own stream
             sampler.manual_seed(cfg.seed + rank + 1_000_003 * int(state["step"]))
         step, best_val_l1 = int(state["step"]), state.get("best_val_l1")
         log.info("resumed %s at step %d", out / "last.pt", step)
+    if world > 1:
+        gan.wrap_ddp(device)
     start_step = step
+    if step >= cfg.iters:
+        log.warning("run is already at step %d of iters=%d: nothing to do", step, cfg.iters)
 
     def snapshot() -> dict[str, Any]:
-        return checkpoint_state(
-            cfg=cfg, G=G, D=D, opt_G=opt_G, opt_D=opt_D, scaler=scaler, step=step,
-            sampler=sampler, best_val_l1=best_val_l1,
-        )  # fmt: skip
-
-    G_train: nn.Module = G
-    D_train: nn.Module = D
-    if world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        G_train = nn.parallel.DistributedDataParallel(G, device_ids=ids)
-        D_train = nn.parallel.DistributedDataParallel(D, device_ids=ids)
+        return checkpoint_state(gan, cfg, step=step, sampler=sampler, best_val_l1=best_val_l1)
 
     # -- bookkeeping
     tb = None
@@ -433,7 +496,7 @@ def run_training(
         save_config(cfg, out / "config.json")
         tb = open_tensorboard(cfg, out)
         if step == 0 and cfg.val_every:  # the untrained baseline
-            record(out, {"step": 0, **prefixed(validate(G, val, cfg, out, 0))}, tb)
+            record(out, {"step": 0, **prefixed(validate(gan.G, val, cfg, out, 0))}, tb)
     bar = tqdm(total=cfg.iters, initial=step, desc="train", disable=None if master else True)
     losses: dict[str, float] = {}
     last_val: dict[str, float] = {}
@@ -447,38 +510,8 @@ def run_training(
         if cfg.channels_last:
             m, x = (t.contiguous(memory_format=torch.channels_last) for t in (m, x))
 
-        # fakes from G in inference mode (BN running statistics), as the reference did
-        G.eval()
-        with torch.no_grad(), autocast_for(cfg, device):
-            fake = G(m).float()
-
-        # D: a real step (target 1) and a separate fake step (target 0)
-        D_train.train()
-        d_losses = []
-        for batch, is_real in ((x, True), (fake, False)):
-            opt_D.zero_grad(set_to_none=True)
-            with autocast_for(cfg, device):
-                loss_d = lsgan_loss(D_train(batch, m), real=is_real)
-            scaler.scale(loss_d).backward()
-            scaler.step(opt_D)
-            scaler.update()
-            d_losses.append(loss_d.detach())
-
-        # G: adversarial + L1, D frozen (its grads would be discarded anyway)
-        G_train.train()
-        set_requires_grad(D, False)
-        opt_G.zero_grad(set_to_none=True)
-        with autocast_for(cfg, device):
-            fake = G_train(m)
-            loss_g, adv, l1 = generator_loss(D(fake, m), fake, x, cfg.adv_weight, cfg.l1_weight)
-        scaler.scale(loss_g).backward()
-        scaler.step(opt_G)
-        scaler.update()
-        set_requires_grad(D, True)
+        losses = dict(zip(LOSS_NAMES, train_step(gan, m, x, cfg).tolist(), strict=True))
         step += 1
-
-        values = torch.stack([*d_losses, loss_g.detach(), adv.detach(), l1.detach()]).tolist()
-        losses = dict(zip(("d_real", "d_fake", "g", "g_adv", "g_l1"), values, strict=True))
         check_finite(losses, step, out)
         bar.update(1)
         if not master:
@@ -490,7 +523,7 @@ def run_training(
             bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
             record(out, {"step": step, **losses, "it_per_s": rate}, tb)
         if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.iters):
-            last_val = validate(G, val, cfg, out, step)
+            last_val = validate(gan.G, val, cfg, out, step)
             record(out, {"step": step, **prefixed(last_val)}, tb)
             if best_val_l1 is None or last_val["l1"] < best_val_l1:
                 best_val_l1 = last_val["l1"]

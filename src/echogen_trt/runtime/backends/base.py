@@ -153,8 +153,8 @@ def check_feeds(
             want is not None and got != want
             for got, want in zip(arr.shape, spec.shape, strict=True)
         ):
-            shown = tuple("?" if d is None else d for d in spec.shape)
-            raise InputMismatch(f"input '{name}' | shape {tuple(arr.shape)}, expected {shown}.")
+            shown = ", ".join("?" if d is None else str(d) for d in spec.shape)
+            raise InputMismatch(f"input '{name}' | shape {tuple(arr.shape)}, expected ({shown}).")
         if max_batch is not None and arr.shape[0] > max_batch:
             raise InputMismatch(
                 f"input '{name}' | batch {arr.shape[0]} exceeds the model's maximum {max_batch}. "

@@ -190,3 +190,15 @@ def test_trains_from_a_camus_tree(tmp_path: Path, camus_tree: Path) -> None:
     summary = train(cfg)
     assert (summary.n_train, summary.n_valid, summary.step) == (3, 2, 2)
     assert set(summary.val) == {"l1", "psnr", "ssim"}
+
+
+def test_bf16_autocast_and_channels_last_track_fp32(tmp_path: Path, tiny_pairs) -> None:
+    tr, va = tiny_pairs
+    losses = {}
+    for name, opts in (("fp32", {}), ("bf16", {"amp": "bf16"}), ("nhwc", {"channels_last": True})):
+        cfg = TrainConfig(out=str(tmp_path / name), iters=2, val_every=0, **TINY, **opts)
+        losses[name] = train(cfg, train_set=tr, valid_set=va).losses
+    for name in ("bf16", "nhwc"):
+        assert losses[name] != {}
+        for key, value in losses["fp32"].items():
+            assert losses[name][key] == pytest.approx(value, rel=0.05), (name, key)

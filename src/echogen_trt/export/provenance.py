@@ -86,6 +86,11 @@ class Provenance:
     layer_precisions: dict[str, int] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
+    def __post_init__(self) -> None:
+        # JSON-shaped from the start (tuples -> lists), so a provenance equals its read-back.
+        for name in ("profile", "io", "model_meta", "layer_precisions"):
+            object.__setattr__(self, name, json.loads(json.dumps(getattr(self, name))))
+
     @property
     def environment(self) -> Environment:
         return Environment(self.tensorrt_version, self.device_name, self.compute_capability)

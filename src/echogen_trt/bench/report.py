@@ -90,13 +90,15 @@ def stage_rows(report: dict[str, Any]) -> list[list[Any]]:
 KEY_HEADERS = ["model", "backend", "prec", "device", "batch", "mode"]
 
 
-def format_report(report: dict[str, Any], markdown: bool = False) -> str:
-    """The whole report: environment, method, the three tables, ceilings, problems, warnings."""
+def format_report(report: dict[str, Any], markdown: bool = False, env: bool = True) -> str:
+    """The whole report: environment (unless env=False), method, the tables, ceilings,
+    problems and warnings."""
     cfg = report["config"]
     rule = cfg["stop_rule"]
     warm = cfg["warmup"]
+    env_lines = describe_env(report["env"]) if env else []
     parts = [
-        "\n".join(("- " if markdown else "") + line for line in describe_env(report["env"])),
+        "\n".join(("- " if markdown else "") + line for line in env_lines),
         f"Warm-up: >= {warm['iterations']} calls and >= {warm['seconds']} s. Timing: >= "
         f"{rule['min_iterations']} calls and >= {rule['min_seconds']} s per configuration"
         + (f", at most {rule['max_iterations']} calls" if rule.get("max_iterations") else "")
@@ -119,7 +121,7 @@ def format_report(report: dict[str, Any], markdown: bool = False) -> str:
             "Stages per batch (median ms)\n\n" + table([*KEY_HEADERS, *STAGES], stages, markdown)
         )
     parts.extend(_tail(report, markdown))
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def _tail(report: dict[str, Any], markdown: bool) -> list[str]:

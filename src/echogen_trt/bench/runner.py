@@ -371,6 +371,14 @@ def add_ceilings(report: BenchReport, config: BenchConfig) -> None:
         if r["status"] == "ok" and limit and r["achieved_gflops"]:
             r["ceiling_gflops"] = limit
             r["ceiling_fraction"] = r["achieved_gflops"] / limit
+    over = [r for r in report.results if (r.get("ceiling_fraction") or 0) > 1.0]
+    if over:
+        report.warnings.append(
+            f"{len(over)} configuration(s) exceed the measured GEMM ceiling (up to "
+            f"{max(r['ceiling_fraction'] for r in over):.0%}): the ceiling was measured while the "
+            "machine was busier than during those runs, or no installed GEMM reaches the conv "
+            "kernels' speed. Treat the ceiling as a lower bound of the limit here."
+        )
 
 
 def _load_warning(env: dict[str, Any]) -> str | None:

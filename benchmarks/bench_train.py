@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -63,6 +64,7 @@ def bench_case(name: str, iters: int, warmup: int, device: torch.device, **opts:
     masks, images = _pairs(32, cfg.image_size, device)
     sampler = torch.Generator().manual_seed(0)
     times = []
+    load_before = os.getloadavg()[0]
     for i in range(warmup + iters):
         idx = torch.randint(len(masks), (cfg.batch_size,), generator=sampler).to(device)
         m, x = masks[idx], images[idx]
@@ -85,6 +87,8 @@ def bench_case(name: str, iters: int, warmup: int, device: torch.device, **opts:
         "step_ms_p95": round(float(np.percentile(ms, 95)), 2),
         "it_per_s": round(1e3 / float(np.median(ms)), 3),
         "frames_per_s": round(cfg.batch_size * 1e3 / float(np.median(ms)), 2),
+        # other work on the machine slows CPU timings: record how busy it was
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -165,7 +166,7 @@ def load_data(cfg: TrainConfig) -> tuple[Pairs, Pairs | None]:
         split_source=cfg.split_source,
         skip_bad=cfg.skip_bad,
     )
-    train_set = load_pairs(root, split="train", progress=True, **opts)
+    train_set = load_pairs(root, split="train", progress=sys.stderr.isatty(), **opts)
     if not resolve_split(root, cfg.split_source).get("valid"):
         log.warning("%s has no validation patients: validating on the first training pairs", root)
         return train_set, None

@@ -8,11 +8,14 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from echogen_trt.errors import ConfigError, EchogenError
+
+if TYPE_CHECKING:
+    from echogen_trt.bench.plan import BenchConfig
 
 
 def parse_ints(text: str, option: str) -> tuple[int, ...]:
@@ -36,6 +39,41 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def _split(text: str | None) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in text.split(",") if v.strip()) if text else None
+
+
+def config_from_options(
+    *,
+    backends: str | None,
+    batches: str | None,
+    warmup: str | None,
+    modes: str | None,
+    ceiling_seconds: float | None,
+    cv_warn: float | None,
+    mask_size: str | None,
+    **plain: Any,
+) -> BenchConfig:
+    """BenchConfig from the command's options; None keeps the library's default."""
+    from echogen_trt.bench.plan import BenchConfig
+    from echogen_trt.bench.timing import parse_warmup
+
+    changes: dict[str, Any] = {
+        "backends": _split(backends),
+        "warmup": parse_warmup(warmup),
+        "iterations": plain["iterations"],
+        "duration_s": plain["duration"],
+        "baseline": plain["baseline"],
+        "ceiling": plain["ceiling"],
+        "threads": plain["threads"],
+        "mask_size": parse_size(mask_size) if mask_size else None,
+    }
+    optional = {
+        "batches": parse_ints(batches, "--batch") if batches else None,
+        "modes": _split(modes),
+        "ceiling_seconds": ceiling_seconds,
+        "cv_warn_pct": cv_warn,
+    }
+    changes.update({k: v for k, v in optional.items() if v is not None})
+    return replace(BenchConfig(), **changes)
 
 
 @click.command("bench")
@@ -112,30 +150,16 @@ def bench(
     """
     from echogen_trt.bench import plot as plot_mod
     from echogen_trt.bench.report import format_report
-    from echogen_trt.bench.runner import BenchConfig, run_benchmark
-    from echogen_trt.bench.timing import parse_warmup
+    from echogen_trt.bench.runner import run_benchmark
 
     if plot_path:
         plot_mod._pyplot()  # fail before minutes of timing, not after
-    changes: dict[str, Any] = {
-        "backends": _split(backends),
-        "warmup": parse_warmup(warmup),
-        "iterations": iterations,
-        "duration_s": duration,
-        "baseline": not no_baseline,
-        "ceiling": not no_ceiling,
-        "threads": threads,
-        "mask_size": parse_size(mask_size) if mask_size else None,
-    }
-    if batches:
-        changes["batches"] = parse_ints(batches, "--batch")
-    if modes:
-        changes["modes"] = _split(modes)
-    if ceiling_seconds is not None:
-        changes["ceiling_seconds"] = ceiling_seconds
-    if cv_warn is not None:
-        changes["cv_warn_pct"] = cv_warn
-    report = run_benchmark(list(models), replace(BenchConfig(), **changes)).to_dict()
+    config = config_from_options(
+        backends=backends, batches=batches, warmup=warmup, iterations=iterations,
+        duration=duration, modes=modes, baseline=not no_baseline, ceiling=not no_ceiling,
+        ceiling_seconds=ceiling_seconds, cv_warn=cv_warn, threads=threads, mask_size=mask_size,
+    )  # fmt: skip
+    report = run_benchmark(list(models), config).to_dict()
     if json_path and json_path != "-":
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -31,7 +31,7 @@ from echogen_trt.errors import BackendUnavailable, ConfigError, EngineBuildError
 from echogen_trt.export import provenance as pv
 from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime import availability, cuda_mem
-from echogen_trt.runtime.backends.tensorrt import dims, numpy_dtype
+from echogen_trt.runtime.backends.tensorrt import dims, make_logger, numpy_dtype
 
 if TYPE_CHECKING:
     import tensorrt as trt_t
@@ -272,27 +272,6 @@ def profile_shapes(info: OnnxInfo, opts: pv.BuildOptions) -> dict[str, dict[str,
 
 
 # -- TensorRT callbacks ---------------------------------------------------------------------
-_LEVELS = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING}
-
-
-def make_logger(trt: Any) -> Any:
-    """A trt.ILogger forwarding to `logging` and keeping errors for the exception message."""
-
-    def init(self: Any) -> None:
-        trt.ILogger.__init__(self)
-        self.errors = []
-
-    def log_message(self: Any, severity: Any, msg: str) -> None:
-        name = str(getattr(severity, "name", severity))
-        level = _LEVELS.get(name, logging.DEBUG)  # TensorRT's INFO is very chatty
-        if level >= logging.ERROR:
-            self.errors.append(str(msg))
-        log.log(level, "[TensorRT] %s", msg)
-
-    cls = type("EchogenTrtLogger", (trt.ILogger,), {"__init__": init, "log": log_message})
-    return cls()
-
-
 def make_progress_monitor(trt: Any) -> Any | None:
     """An IProgressMonitor (TensorRT 10+) logging build phases with elapsed times; else None."""
     base = getattr(trt, "IProgressMonitor", None)
@@ -379,8 +358,8 @@ def _configure(
 
 def _attach_timing_cache(config: trt_t.IBuilderConfig, path: str | None) -> None:
     data = Path(path).read_bytes() if path and Path(path).is_file() else b""
-    cache: trt_t.ITimingCache = config.create_timing_cache(data)
-    if not config.set_timing_cache(cache, ignore_mismatch=False):
+    cache: trt_t.ITimingCache | None = config.create_timing_cache(data)
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
         log.warning("timing cache %s is from another TensorRT or GPU: starting a fresh one", path)
         config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     elif data:

@@ -44,6 +44,27 @@ TRT_DTYPES: dict[str, type[np.generic]] = {
 }
 
 
+_LEVELS = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING}
+
+
+def make_logger(trt: Any) -> Any:
+    """A trt.ILogger forwarding to `logging` and keeping errors (`.errors`) for messages."""
+
+    def init(self: Any) -> None:
+        trt.ILogger.__init__(self)  # pybind: the base must be initialised explicitly
+        self.errors = []
+
+    def log_message(self: Any, severity: Any, msg: str) -> None:
+        name = str(getattr(severity, "name", severity))
+        level = _LEVELS.get(name, logging.DEBUG)  # TensorRT's INFO is very chatty
+        if level >= logging.ERROR:
+            self.errors.append(str(msg))
+        log.log(level, "[TensorRT] %s", msg)
+
+    cls = type("EchogenTrtLogger", (trt.ILogger,), {"__init__": init, "log": log_message})
+    return cls()
+
+
 def dims(shape: Any) -> tuple[int, ...]:
     """A `trt.Dims` (tuple-like through __len__/__getitem__ only) as a tuple of ints."""
     return tuple(int(shape[i]) for i in range(len(shape)))
@@ -72,6 +93,8 @@ class _Session:
     """Everything `open` allocates, so `close` (or a failed `open`) frees exactly that."""
 
     cuda: cuda_mem.CudaApi
+    logger: Any = None  # TensorRT wants the logger and runtime alive as long as the engine
+    runtime: Any = None
     engine: Any = None
     context: Any = None
     stream: Any = None
@@ -157,13 +180,16 @@ class TensorRTBackend(Backend):
     def _start(self, trt: Any, s: _Session) -> None:
         with open(self.model_path, "rb") as f:
             data = f.read()
-        runtime: trt_t.Runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        s.logger = make_logger(trt)
+        runtime: trt_t.Runtime = trt.Runtime(s.logger)
+        s.runtime = runtime
         engine: trt_t.ICudaEngine | None = runtime.deserialize_cuda_engine(data)
         if engine is None:
+            said = "; ".join(s.logger.errors) or "no message"
             raise EngineMismatch(
-                f"{self.model_path} | TensorRT could not deserialize the engine (built by another "
-                "TensorRT version or for another GPU, or not an engine). Hint: rebuild it here "
-                "with `echogen-trt build-engine`."
+                f"{self.model_path} | TensorRT could not deserialize the engine ({said}). "
+                "Built by another TensorRT version or for another GPU, or not an engine? "
+                "Hint: rebuild it here with `echogen-trt build-engine`."
             )
         s.engine = engine
         context: trt_t.IExecutionContext = engine.create_execution_context()
@@ -284,7 +310,9 @@ class TensorRTBackend(Backend):
                 _quietly(s.cuda.event_destroy, event)
             if s.stream is not None:
                 _quietly(s.cuda.stream_destroy, s.stream)
-        s.context = s.engine = None  # the context goes before the engine
+        s.context = None  # release order: context, engine, runtime
+        s.engine = None
+        s.runtime = s.logger = None
         s.inputs, s.outputs, s.events = [], [], []
 
 

@@ -24,6 +24,10 @@ class CheckpointError(EchogenError):
     """A checkpoint is missing, corrupt or from an incompatible version."""
 
 
+class TrainingError(EchogenError):
+    """Training diverged or cannot continue (e.g. a non-finite loss)."""
+
+
 class ExportError(EchogenError):
     """ONNX export or its verification failed."""
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from echogen_trt.errors import CheckpointError, ConfigError, DataError
+from echogen_trt.errors import CheckpointError, ConfigError, DataError, TrainingError
 from echogen_trt.metrics import fan_metrics
 from echogen_trt.train.checkpoint import file_sha256, load_checkpoint, load_generator
 from echogen_trt.train.config import TrainConfig
-from echogen_trt.train.loop import TrainingError, train
+from echogen_trt.train.loop import train
 
 TINY = dict(width=4, image_size=64, batch_size=4, log_every=1, val_images=2, tensorboard=False)
 

@@ -31,7 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from echogen_trt.data.experiments import kept_labels
-from echogen_trt.errors import CheckpointError, ConfigError, DataError, EchogenError
+from echogen_trt.errors import CheckpointError, ConfigError, DataError, TrainingError
 from echogen_trt.metrics import fan_metrics
 from echogen_trt.models.factory import build_discriminator, build_generator, generator_config
 from echogen_trt.models.losses import generator_loss, lsgan_loss
@@ -47,10 +47,6 @@ from echogen_trt.train.checkpoint import (
 from echogen_trt.train.config import ARCH_KEYS, TrainConfig, check_config, save_config
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(EchogenError):
-    """Training diverged or cannot continue (e.g. a non-finite loss)."""
 
 
 class Pairs(Protocol):

@@ -175,3 +175,37 @@ def test_summary_warnings_collapse_small_samples() -> None:
     assert lines[0] == "a is unstable" and lines[1].startswith("Hint: run longer")
     assert "2 configuration(s) have fewer than 10 timed calls (least: 2)" in lines[2]
     assert len(lines) == 3
+
+
+def test_tensorrt_engine_reports_stages_and_profile_limits(bench_models: Path, tmp_path) -> None:
+    """On the fake TensorRT/CUDA of tests/fakes: per-stage times, device, FLOPs from the
+    engine's model_config, and a batch above the engine's profile skipped with the reason."""
+    from echogen_trt.bench.env import collect_env
+    from echogen_trt.bench.report import format_report
+    from echogen_trt.export.trt_build import build_engine
+    from echogen_trt.runtime.backends.tensorrt import TensorRTBackend
+    from fakes.fake_cuda import FakeCuda
+    from fakes.fake_tensorrt import make_fake_trt
+
+    cuda = FakeCuda()
+    trt = make_fake_trt("10.3.0", cuda=cuda)
+    built = build_engine(
+        bench_models / "tiny.onnx", tmp_path / "m.engine", trt=trt, cuda=cuda, max_batch=2
+    )
+    engine = str(built.engine_path)
+    target = runner.Target(engine, "tensorrt", lambda: TensorRTBackend(engine, trt=trt, cuda=cuda))
+    config = runner.BenchConfig(batches=(1, 4), iterations=2, baseline=False, ceiling=False)
+    results = runner.measure_target(target, config, {})
+    ok = [r for r in results if r["status"] == "ok"]
+    assert {(r["batch"], r["mode"]) for r in ok} == {(1, "compute"), (1, "e2e")}
+    skipped = [r for r in results if r["status"] == "skipped"]
+    assert [r["batch"] for r in skipped] == [4] and "maximum batch 2" in skipped[0]["reason"]
+    compute = next(r for r in ok if r["mode"] == "compute")
+    assert compute["device"] == "cuda" and compute["flops_source"] == "model_config"
+    assert set(compute["stages_ms"]) == {"h2d", "compute", "d2h"}
+    assert compute["stages_ms"]["compute"]["n"] == 2
+    report = runner.BenchReport(collect_env(), runner.config_dict(config), results=results)
+    text = format_report(report.to_dict())
+    assert "Stages per batch (median ms)" in text and "h2d" in text
+    assert "exceeds the model's maximum batch 2" in text
+    assert cuda.live() == {"device": 0, "pinned": 0, "streams": 0, "events": 0}  # closed

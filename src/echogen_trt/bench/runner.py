@@ -286,7 +286,7 @@ def run_benchmark(
     for p in paths:
         if not Path(p).is_file():
             raise ConfigError(f"model {p} | not found. Expected an .onnx, .engine or .pt file.")
-    report = BenchReport(collect_env() if env is None else env, _config_dict(config))
+    report = BenchReport(collect_env() if env is None else env, config_dict(config))
     report.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     report.warnings.extend(w for w in [_load_warning(report.env)] if w)
     targets, notes = plan_targets(paths, config)
@@ -319,7 +319,8 @@ def summary_warnings(results: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _config_dict(config: BenchConfig) -> dict[str, Any]:
+def config_dict(config: BenchConfig) -> dict[str, Any]:
+    """The report's "config" block: the options plus the stopping rule and percentile method."""
     data = asdict(config)
     rule = stop_rule(config.iterations, config.duration_s)
     data["stop_rule"] = asdict(rule)

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from echogen_trt.bench import runner
+from echogen_trt.bench.flops import flops_from_config
 from echogen_trt.cli import cli
 from echogen_trt.errors import BackendUnavailable, ConfigError, EchogenError
 
@@ -209,3 +210,25 @@ def test_tensorrt_engine_reports_stages_and_profile_limits(bench_models: Path, t
     assert "Stages per batch (median ms)" in text and "h2d" in text
     assert "exceeds the model's maximum batch 2" in text
     assert cuda.live() == {"device": 0, "pinned": 0, "streams": 0, "events": 0}  # closed
+
+
+def test_checkpoint_is_its_own_torch_baseline(tmp_path) -> None:
+    """A .pt file runs on the torch backend with its trained weights: no random rebuild."""
+    from echogen_trt.models.factory import build_generator, generator_config
+    from echogen_trt.train.checkpoint import generator_state, save_checkpoint
+
+    config = generator_config(width=4, image_size=32)
+    state = generator_state(
+        build_generator(**config), model_config=config, experiment="ventricle", step=3
+    )
+    ckpt = save_checkpoint(state, tmp_path / "g.pt")
+    result = invoke(str(ckpt), "--iterations", "1", "--batch", "1", "--no-ceiling", "--json", "-")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [(r["backend"], r["weights"]) for r in report["results"]] == [
+        ("torch", "checkpoint"),
+        ("torch", "checkpoint"),
+    ]
+    assert report["config"]["baseline"].startswith("the .pt checkpoint")
+    assert report["results"][0]["flops_source"] == "model_config"
+    assert report["results"][0]["gflop_per_frame"] == pytest.approx(flops_from_config(config) / 1e9)

@@ -127,6 +127,7 @@ def test_plot_without_matplotlib_fails_before_timing(bench_models: Path, monkeyp
         (["--mode", "fast"], "--mode"),
         (["--mask-size", "big"], "--mask-size"),
         (["--threads", "0"], "--threads"),
+        (["--backend", "onnx"], "--backend"),
     ],
 )
 def test_bad_options_are_user_errors(bench_models: Path, args: list[str], match: str) -> None:

@@ -68,6 +68,10 @@ def check_config(config: BenchConfig) -> None:
     if bad or not config.modes:
         raise ConfigError(f"--mode | {bad or 'none'}. Expected some of {', '.join(MODES)}.")
     stop_rule(config.iterations, config.duration_s)  # validates both
+    known = ("onnxrt", "tensorrt", "torch", *(f"onnxrt:{p}" for p in ORT_PROVIDERS.values()))
+    unknown = [b for b in config.backends or () if b not in known]
+    if unknown:
+        raise ConfigError(f"--backend | {unknown} unknown. Expected some of {', '.join(known)}.")
     if config.threads is not None and config.threads < 1:
         raise ConfigError(f"--threads | {config.threads}. Expected an integer >= 1.")
     if config.ceiling_seconds < 0 or config.cv_warn_pct < 0:

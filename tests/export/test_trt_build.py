@@ -24,6 +24,7 @@ from echogen_trt.errors import (
 from echogen_trt.export import provenance as pv
 from echogen_trt.export.trt_build import (
     TypingPlan,
+    _configure,
     build_engine,
     check_precision,
     layer_precisions,
@@ -273,6 +274,14 @@ def test_typing_plan(version, precision, onnx_precision, plan):
     got = typing_plan(version, precision, onnx_precision, "m.onnx")
     assert got == plan
     assert not (got.strongly_typed and got.fp16_flag)  # never both
+
+
+def test_rejected_profile_is_an_error():
+    trt = make_fake_trt()
+    builder = trt.Builder(trt.Logger())
+    shapes = {"mask": {"min": [4, 1, 8, 8], "opt": [2, 1, 8, 8], "max": [8, 1, 8, 8]}}
+    with pytest.raises(EngineBuildError, match="TensorRT rejected"):
+        _configure(trt, builder, resolve_options(), TypingPlan(False, True, False), shapes, True)
 
 
 def test_network_flags_refuse_both():

@@ -352,7 +352,8 @@ def _configure(
         profile: trt_t.IOptimizationProfile = builder.create_optimization_profile()
         for name, s in shapes.items():
             profile.set_shape(name, trt.Dims(s["min"]), trt.Dims(s["opt"]), trt.Dims(s["max"]))
-        config.add_optimization_profile(profile)
+        if config.add_optimization_profile(profile) < 0:
+            raise EngineBuildError(f"optimization profile | TensorRT rejected {shapes}.")
     return config
 
 

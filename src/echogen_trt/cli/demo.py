@@ -1,0 +1,89 @@
+"""`echogen-trt demo`: the main job in one command, on built-in phantom data.
+
+A thin layer over `echogen_trt.demo.run_demo`. The hidden options shrink the run (tests, quick
+looks); the visible ones are what a new user needs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from echogen_trt.errors import ConfigError
+
+
+def _batches(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        sizes = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or any(s < 1 for s in sizes):
+        raise ConfigError(f"--bench-batches | {value!r}. Expected positive integers, e.g. 1,8.")
+    return sizes
+
+
+@click.command("demo")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for everything the demo writes.  [default: demo]",
+)  # fmt: skip
+@click.option("--fresh", is_flag=True, help="Redo every step, even those that are up to date.")
+@click.option(
+    "--minutes", type=float,
+    help="Training budget; turned into a fixed iteration count from the measured speed. "
+    "[default: 4.5]",
+)  # fmt: skip
+@click.option("--patients", type=int, help="Phantom patients to synthesise.  [default: 60]")
+@click.option(
+    "--device", help="Training device: auto, cpu, cuda or cuda:N (auto: a GPU trains the full "
+    "reference model).  [default: auto]",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+# hidden: shrink the run for tests and quick looks
+@click.option("--width", type=int, hidden=True)
+@click.option("--image-size", type=int, hidden=True)
+@click.option("--iters", type=int, hidden=True)
+@click.option("--batch-size", type=int, hidden=True)
+@click.option("--seed", type=int, hidden=True)
+@click.option("--bench-batches", callback=_batches, hidden=True)
+@click.option("--bench-seconds", type=float, hidden=True)
+@click.option("--no-bench-ceiling", is_flag=True, hidden=True)
+def demo(as_json: bool, no_bench_ceiling: bool, fresh: bool, **options: Any) -> None:
+    """Run the whole pipeline on phantom data and write a report.
+
+    \b
+    Steps (each reused on the next run when its inputs did not change):
+      1. synthesise phantom patients (CAMUS layout)   5. generate frames for held-out masks
+      2. train a generator (a few minutes on a CPU)   6. benchmark latency
+      3. export ONNX FP32 + FP16, verified            7. report: metrics, contact sheet,
+      4. build a TensorRT engine (where possible)        latency table, environment
+
+    \b
+    Example:
+      echogen-trt demo --out demo/
+      open demo/report.md
+    """
+    from echogen_trt.demo import DemoConfig, run_demo
+
+    values: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    if "out" in values:
+        values["out"] = str(values["out"])
+    if no_bench_ceiling:
+        values["bench_ceiling"] = False
+    summary = run_demo(DemoConfig(fresh=fresh, progress=not as_json, **values))
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+        return
+    for i, step in enumerate(summary.steps, 1):
+        click.echo(f"{i}. {step.name:<9} {step.status:<8} {step.seconds:7.1f} s  {step.detail}")
+    for name, m in summary.metrics.items():
+        click.echo(
+            f"held-out {name:<9} L1 {m['l1']:.4f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.3f}"
+        )
+    click.echo(f"finished in {summary.seconds:.0f} s")
+    click.echo(f"report: {summary.report}")

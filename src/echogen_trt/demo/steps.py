@@ -1,0 +1,359 @@
+"""The demo's steps, each a thin call into the library that a user could make by hand.
+
+data (`synth`) -> train (`train`) -> export (`export --precision both`) -> engine
+(`build-engine`, when TensorRT and a GPU are there) -> generate (`generate masks/ --out frames/`)
+-> bench (`bench`). Each step returns an `Outcome`; `run.py` decides whether to run it at all.
+Output paths are relative to the demo folder so the folder can be moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from echogen_trt.demo.config import MIN_ITERS, DemoConfig
+from echogen_trt.demo.state import file_digest
+from echogen_trt.errors import BackendUnavailable, EchogenError
+
+log = logging.getLogger(__name__)
+
+DATA, RUN, MODELS, MASKS, FRAMES, BENCH = "data", "run", "models", "masks", "frames", "bench"
+ONNX, ONNX_FP16, ENGINE = "echogen.onnx", "echogen.fp16.onnx", "echogen.engine"
+VIEW, PHASE = "4CH", "ED"
+SAFETY = 0.92  # share of the remaining budget given to the loop (validation, checkpoints)
+
+
+@dataclass
+class Outcome:
+    """What a step did: status "done", "skipped" or "failed", a line for humans, its files."""
+
+    status: str
+    detail: str
+    outputs: dict[str, str] = field(default_factory=dict)  # name -> path relative to out
+    info: dict[str, Any] = field(default_factory=dict)  # JSON-ready numbers for the report
+
+
+@dataclass
+class Context:
+    """What the steps share: the config, the folder, the device and upstream results."""
+
+    cfg: DemoConfig
+    out: Path
+    device: str  # torch device name, e.g. "cpu" or "cuda:0"
+    infos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def device_type(self) -> str:
+        return self.device.split(":")[0]
+
+    def path(self, step: str, name: str) -> Path | None:
+        """Absolute path of a step's recorded output, or None when it made none."""
+        rel = self.outputs.get(step, {}).get(name)
+        return self.out / rel if rel else None
+
+    def train_config(self) -> Any:
+        """The TrainConfig of the demo's training run (iters is filled in by the train step)."""
+        from echogen_trt.train.config import TrainConfig
+
+        cfg = self.cfg
+        return TrainConfig(
+            data=str(self.out / DATA), experiment=cfg.experiment, view=VIEW, phase=PHASE,
+            width=cfg.width or 16, image_size=cfg.image_size or 128, batch_size=cfg.batch_size,
+            seed=cfg.seed, out=str(self.out / RUN), device=self.device, iters=1,
+            tensorboard=False, keep_last=1, val_images=6,
+        )  # fmt: skip
+
+
+def fresh_dir(path: Path) -> Path:
+    """An empty folder at `path` (what a step owns is cleared before it runs again)."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def held_out(ctx: Context) -> list[str]:
+    """The test-split patients of the demo data, as the splits module resolves them."""
+    from echogen_trt.data.splits import resolve_split
+
+    return list(resolve_split(ctx.out / DATA)["test"])
+
+
+# -- 1. data ----------------------------------------------------------------------------------
+def data_step(ctx: Context) -> Outcome:
+    from echogen_trt.data.synth import synthesize_dataset
+
+    cfg = ctx.cfg
+    root = fresh_dir(ctx.out / DATA)
+    summary = synthesize_dataset(
+        root, cfg.patients, layout="nifti", seed=cfg.seed, views=(VIEW,), with_sequence=False,
+        progress=cfg.progress, workers=1,
+    )  # fmt: skip
+    s = summary.splits
+    return Outcome(
+        "done",
+        f"{cfg.patients} phantom patients ({s['train']} train / {s['valid']} valid / "
+        f"{s['test']} test), {summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s",
+        {"data": f"{DATA}/synth.json"},
+        {"splits": s, "seconds": round(summary.seconds, 2), "bytes": summary.bytes},
+    )
+
+
+# -- 2. train ---------------------------------------------------------------------------------
+def measure_speed(tcfg: Any, train_set: Any, n: int) -> float:
+    """Median seconds per training iteration (the loop's own step, 2 warm-up calls first)."""
+    import torch
+
+    from echogen_trt.train.loop import as_tensors, build_gan, train_step
+
+    device = torch.device(tcfg.device)
+    gan = build_gan(tcfg, device)
+    masks, images = as_tensors(train_set, device)
+    gen = torch.Generator().manual_seed(tcfg.seed)
+    times = []
+    for i in range(n + 2):
+        idx = torch.randint(len(masks), (tcfg.batch_size,), generator=gen).to(device)
+        start = time.perf_counter()
+        train_step(gan, masks[idx], images[idx], tcfg)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def iterations_for(budget_s: float, s_per_it: float) -> int:
+    """The fixed iteration count that fits the budget (round numbers, at least MIN_ITERS)."""
+    n = int(SAFETY * budget_s / max(s_per_it, 1e-6))
+    step = 100 if n >= 2000 else 10
+    return max(MIN_ITERS, n // step * step)
+
+
+def train_model_step(ctx: Context) -> Outcome:
+    from echogen_trt.models.factory import count_parameters
+    from echogen_trt.train.loop import build_gan, load_data, train
+
+    start = time.perf_counter()
+    cfg = ctx.cfg
+    fresh_dir(ctx.out / RUN)
+    tcfg = ctx.train_config()
+    train_set, valid_set = load_data(tcfg)
+    calib: float | None = None
+    iters = cfg.iters
+    if iters is None:
+        log.info("measuring the training speed (%d iterations) ...", cfg.calib_iters)
+        calib = measure_speed(tcfg, train_set, cfg.calib_iters)
+        left = cfg.minutes * 60 - (time.perf_counter() - start)
+        iters = iterations_for(left, calib)
+        log.info(
+            "%.3f s per iteration: %d iterations fit the %.1f-minute budget",
+            calib, iters, cfg.minutes,
+        )  # fmt: skip
+    tcfg = replace(
+        tcfg, iters=iters, val_every=max(1, iters // 10), ckpt_every=iters,
+        log_every=max(1, iters // 50),
+    )  # fmt: skip
+    summary = train(tcfg, train_set=train_set, valid_set=valid_set)
+    params, _ = count_parameters(build_gan(tcfg, _cpu()).G)
+    info = {
+        "iters": iters,
+        "iters_from": "fixed" if cfg.iters is not None else f"{cfg.minutes} min budget",
+        "calib_s_per_it": None if calib is None else round(calib, 4),
+        "it_per_s": summary.it_per_s,
+        "seconds": summary.seconds,
+        "width": tcfg.width,
+        "image_size": tcfg.image_size,
+        "batch_size": tcfg.batch_size,
+        "generator_params": params,
+        "device": summary.device,
+        "n_train": summary.n_train,
+        "n_valid": summary.n_valid,
+        "val": summary.val,
+        "losses": summary.losses,
+    }
+    return Outcome(
+        "done",
+        f"{iters} iterations of width {tcfg.width} at {tcfg.image_size}x{tcfg.image_size}, "
+        f"batch {tcfg.batch_size} ({summary.it_per_s:.2f} it/s on {summary.device})",
+        {"checkpoint": f"{RUN}/last.pt", "metrics": f"{RUN}/metrics.jsonl"},
+        info,
+    )
+
+
+def _cpu() -> Any:
+    import torch
+
+    return torch.device("cpu")
+
+
+# -- 3. export --------------------------------------------------------------------------------
+def test_pairs(ctx: Context) -> Any:
+    """The held-out pairs at the model's size (masks with unkept labels zeroed, real frames)."""
+    from echogen_trt.data.dataset import load_pairs
+
+    size = ctx.infos["train"]["image_size"]
+    return load_pairs(
+        ctx.out / DATA, experiment=ctx.cfg.experiment, split="test", view=VIEW, phase=PHASE,
+        size=(size, size),
+    )  # fmt: skip
+
+
+def export_step(ctx: Context) -> Outcome:
+    from echogen_trt.export.onnx_export import export_checkpoint
+    from echogen_trt.export.verify import verify_onnx
+    from echogen_trt.train.checkpoint import load_generator
+
+    ckpt = ctx.path("train", "checkpoint")
+    assert ckpt is not None, "export runs after train"
+    models = fresh_dir(ctx.out / MODELS)
+    results = export_checkpoint(ckpt, models / ONNX, precision="both", verify=False)
+    generator, _ = load_generator(ckpt)
+    masks = test_pairs(ctx).masks
+    files, failed = {}, []
+    for r in results:
+        report = verify_onnx(r.path, reference=generator, masks=masks, raise_on_failure=False)
+        checks = {c.name: c.value for c in report.checks}
+        files[r.meta.precision] = {
+            "path": str(r.path.relative_to(ctx.out)), "size_mb": round(r.size_bytes / 1e6, 3),
+            "seconds": round(r.seconds, 2), "verified": report.ok, "checks": checks,
+        }  # fmt: skip
+        failed += [
+            f"{r.path.name}: {c.name} {c.value} (bound {c.bound})" for c in report.failures()
+        ]
+    sizes = ", ".join(f"{p} {f['size_mb']:.1f} MB" for p, f in files.items())
+    verdict = (
+        "verified against torch" if not failed else "VERIFICATION FAILED: " + "; ".join(failed)
+    )
+    return Outcome(
+        "done" if not failed else "failed",
+        f"ONNX {sizes}; {verdict}",
+        {"onnx": f"{MODELS}/{ONNX}", "onnx_fp16": f"{MODELS}/{ONNX_FP16}"},
+        {"files": files, "verification_failures": failed},
+    )
+
+
+# -- 4. engine --------------------------------------------------------------------------------
+def engine_available(ctx: Context) -> str | None:
+    """None when TensorRT (with CUDA bindings) is installed, else why not (for the report)."""
+    from echogen_trt.runtime.registry import backend_availability
+
+    usable, why = backend_availability("tensorrt")
+    return None if usable else f"{why}; the demo serves the ONNX model with ONNX Runtime instead"
+
+
+def engine_toolchain() -> str:
+    """TensorRT version and GPU, part of the engine's key (engines are tied to both)."""
+    from echogen_trt.bench.env import gpus_from_smi
+    from echogen_trt.runtime.registry import backend_availability
+
+    gpus = [str(g.get("name")) for g in gpus_from_smi()]
+    return f"{backend_availability('tensorrt')[1]} on {', '.join(gpus) or 'no GPU'}"
+
+
+def engine_step(ctx: Context) -> Outcome:
+    from echogen_trt.export.trt_build import build_engine
+
+    onnx_fp16 = ctx.path("export", "onnx_fp16")
+    assert onnx_fp16 is not None, "engine runs after export"
+    engine = ctx.out / MODELS / ENGINE
+    try:  # the FP16-typed ONNX gives an FP16 engine on every TensorRT from 8.5 to 11
+        result = build_engine(onnx_fp16, engine, precision="fp16", max_batch=32)
+    except BackendUnavailable as err:  # e.g. no CUDA GPU: nothing to build on
+        return Outcome("skipped", f"{err}; the demo serves the ONNX model with ONNX Runtime")
+    except EchogenError as err:
+        return Outcome("failed", f"engine build failed: {err}")
+    prov = result.provenance
+    return Outcome(
+        "done",
+        f"FP16 engine {result.engine_bytes / 2**20:.1f} MB, TensorRT {prov.tensorrt_version} on "
+        f"{prov.device_name}, built in {result.seconds:.0f} s",
+        {"engine": f"{MODELS}/{ENGINE}", "provenance": f"{MODELS}/{result.provenance_path.name}"},
+        result.to_dict(),
+    )
+
+
+# -- 5. generate ------------------------------------------------------------------------------
+def serving_model(ctx: Context) -> Path:
+    """The model `generate` serves: the TensorRT engine when one was built, else the FP32 ONNX."""
+    path = ctx.path("engine", "engine") or ctx.path("export", "onnx")
+    assert path is not None, "generate runs after export"
+    return path
+
+
+def write_masks(ctx: Context, patients: list[str]) -> Path:
+    """The held-out masks as 8-bit PNGs (labels x 85, viewable) at their original size."""
+    from echogen_trt.data.camus import read_view
+    from echogen_trt.runtime.io import write_frame
+
+    folder = fresh_dir(ctx.out / MASKS)
+    for patient in patients:
+        mask = read_view(ctx.out / DATA, patient, VIEW).mask(PHASE)
+        assert mask is not None, "synthetic data keeps every mask"
+        write_frame(folder / f"{patient}_{VIEW}_{PHASE}.png", (mask * 85).astype(np.uint8))
+    return folder
+
+
+def generate_step(ctx: Context) -> Outcome:
+    from echogen_trt.runtime.pipeline import run_generate
+
+    masks = write_masks(ctx, held_out(ctx))
+    frames = fresh_dir(ctx.out / FRAMES)
+    model = serving_model(ctx)
+    summary = run_generate(
+        [masks], frames, model=model, batch_size=8, size="model", progress=ctx.cfg.progress
+    )
+    if summary.failed:
+        raise EchogenError(f"generate {masks} | {len(summary.failed)} failed: {summary.failed}")
+    return Outcome(
+        "done",
+        f"{summary.written} frame(s) from {MASKS}/ with {model.name} on {summary.backend} "
+        f"({summary.ms_per_frame or 0:.1f} ms/frame end to end)",
+        {"masks": MASKS, "frames": FRAMES},
+        {**summary.to_dict(), "model": str(model.relative_to(ctx.out))},
+    )
+
+
+# -- 6. bench ---------------------------------------------------------------------------------
+def bench_models(ctx: Context) -> list[Path]:
+    """The checkpoint (PyTorch eager baseline), both ONNX files and the engine if built."""
+    names = [("train", "checkpoint"), ("export", "onnx"), ("export", "onnx_fp16")]
+    names.append(("engine", "engine"))
+    return [p for step, name in names if (p := ctx.path(step, name)) is not None]
+
+
+def bench_step(ctx: Context) -> Outcome:
+    import json
+
+    from echogen_trt.bench.report import format_report
+    from echogen_trt.bench.runner import BenchConfig, run_benchmark
+
+    cfg = ctx.cfg
+    folder = fresh_dir(ctx.out / BENCH)
+    config = BenchConfig(
+        batches=cfg.bench_batches, duration_s=cfg.bench_seconds, ceiling=cfg.bench_ceiling,
+        ceiling_seconds=0.5,
+    )  # fmt: skip
+    report = run_benchmark(bench_models(ctx), config).to_dict()
+    (folder / "bench.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (folder / "bench.md").write_text(format_report(report, markdown=True))
+    ok = [r for r in report["results"] if r.get("status") == "ok"]
+    return Outcome(
+        "done",
+        f"{len(ok)} configurations timed ({len(report['results']) - len(ok)} not run), "
+        f"batches {', '.join(map(str, cfg.bench_batches))}",
+        {"json": f"{BENCH}/bench.json", "markdown": f"{BENCH}/bench.md"},
+        {"ok": len(ok), "total": len(report["results"])},
+    )
+
+
+def model_digest(ctx: Context, step: str, name: str) -> str | None:
+    """SHA-256 of a recorded output file (part of the next step's key), or None."""
+    path = ctx.path(step, name)
+    return file_digest(path) if path is not None and path.is_file() else None

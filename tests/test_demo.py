@@ -1,0 +1,214 @@
+"""`echogen-trt demo` end to end on a tiny configuration: every step, reuse, --fresh, errors.
+
+The tiny run (6 phantom patients, 64x64, width 4, 10 iterations, benchmark batches 1 and 2) goes
+through the CLI like a user's; the hidden options shrink it without touching the defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner, Result
+
+from echogen_trt.cli import cli
+from echogen_trt.demo import DemoConfig, run_demo
+from echogen_trt.demo.config import MIN_ITERS
+from echogen_trt.demo.steps import iterations_for, measure_speed
+from echogen_trt.errors import ConfigError, DataError
+from echogen_trt.metrics import fan_metrics
+
+TINY = ["--patients", "6", "--image-size", "64", "--width", "4", "--iters", "10",
+        "--batch-size", "2", "--bench-batches", "1,2", "--bench-seconds", "0.02",
+        "--no-bench-ceiling"]  # fmt: skip
+PRODUCERS = ["data", "train", "export", "generate", "bench"]  # the steps that run here
+
+
+def run_cli(out: Path, *extra: str) -> tuple[Result, dict[str, Any]]:
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), *TINY, *extra, "--json"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result, json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """One complete tiny demo run: (folder, JSON summary)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    try:
+        _, summary = run_cli(out)
+    finally:
+        torch.set_num_threads(threads)
+    return out, summary
+
+
+def statuses(summary: dict[str, Any]) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in summary["steps"]}
+
+
+def test_every_step_runs_and_the_report_is_written(demo: tuple[Path, dict[str, Any]]) -> None:
+    out, summary = demo
+    assert statuses(summary) == {**dict.fromkeys(PRODUCERS, "done"), "engine": "skipped",
+                                 "report": "done"}  # fmt: skip
+    engine = next(s for s in summary["steps"] if s["name"] == "engine")
+    assert "TensorRT" in engine["detail"] and "ONNX Runtime" in engine["detail"]
+    files = ["report.md", "report.json", "contact_sheet.png", "run/last.pt", "state.json",
+             "models/echogen.onnx", "models/echogen.fp16.onnx", "bench/bench.json"]  # fmt: skip
+    for name in files:
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    assert "## Latency" in report and "onnxrt:cpu" in report and "engine (skipped)" in report
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["training"]["iters"] == 10 and doc["training"]["width"] == 4
+    assert doc["config"]["bench_batches"] == [1, 2]
+    assert {r[3] for r in doc["latency"]} == {1, 2}  # the batch column
+
+
+def test_frames_come_from_the_masks_on_disk_and_match_the_checkpoint(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    """masks/*.png -> generate (ONNX Runtime) -> frames/*.png equals the torch generator."""
+    from echogen_trt.data.preprocess import resize_mask
+    from echogen_trt.runtime.io import read_mask
+    from echogen_trt.train.checkpoint import load_generator
+
+    out, _ = demo
+    masks = sorted((out / "masks").glob("*.png"))
+    frames = sorted((out / "frames").glob("*.png"))
+    assert masks and [p.name for p in masks] == [p.name for p in frames]
+    generator, _ = load_generator(out / "run" / "last.pt")
+    for mask_path, frame_path in zip(masks, frames, strict=True):
+        mask = read_mask(mask_path)
+        assert mask.shape != (64, 64)  # written at the phantom's own size: generate resizes
+        small = resize_mask(mask, (64, 64))  # the training resize, which generate reuses
+        with torch.no_grad():
+            ref = generator(torch.from_numpy(small.astype(np.float32))[None, None])[0, 0]
+        frame = cv2.imread(str(frame_path), cv2.IMREAD_GRAYSCALE)
+        assert frame.shape == (64, 64)
+        assert np.abs(frame.astype(int) - np.rint(ref.numpy() * 255).astype(int)).max() <= 1
+
+
+def test_reported_metrics_are_the_frames_against_the_real_images(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    from echogen_trt.data.dataset import load_pairs
+
+    out, summary = demo
+    pairs = load_pairs(out / "data", split="test", size=(64, 64))
+    fakes = np.stack([
+        cv2.imread(str(out / "frames" / f"{p}_4CH_ED.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+        for p in pairs.patients
+    ])  # fmt: skip
+    expected = fan_metrics(fakes, pairs.images)
+    assert summary["metrics"]["trained"] == pytest.approx(expected)
+    assert set(summary["metrics"]) == {"trained", "untrained"}
+    sheet = cv2.imread(str(out / "contact_sheet.png"))
+    assert sheet.shape == (28 + 256 * len(pairs.patients), 4 * 256, 3)  # mask|gen|real|untrained
+
+
+def test_second_run_reuses_every_step(demo: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = demo
+    run_cli(out)  # up to date whatever ran before (tests may run in any order)
+    ckpt = out / "run" / "last.pt"
+    before = ckpt.stat().st_mtime_ns
+    result, summary = run_cli(out)
+    assert summary["reused"] == PRODUCERS
+    assert ckpt.stat().st_mtime_ns == before
+    assert "reused (inputs unchanged)" in result.stderr
+
+
+def test_changed_option_redoes_only_the_steps_that_depend_on_it(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    out, _ = demo
+    _, summary = run_cli(out, "--bench-batches", "1")
+    assert statuses(summary)["bench"] == "done"
+    assert summary["reused"] == ["data", "train", "export", "generate"]
+    assert [r[3] for r in json.loads((out / "report.json").read_text())["latency"]] == [1] * 6
+
+
+def test_missing_output_reruns_its_step(demo: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = demo
+    for frame in (out / "frames").glob("*.png"):
+        frame.unlink()
+    (out / "frames").rmdir()
+    _, summary = run_cli(out)
+    assert statuses(summary)["generate"] == "done"
+    assert "train" in summary["reused"] and "export" in summary["reused"]
+    assert list((out / "frames").glob("*.png"))
+
+
+def test_fresh_redoes_everything(demo: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = demo
+    ckpt = out / "run" / "last.pt"
+    before = ckpt.stat().st_mtime_ns
+    torch.set_num_threads(1)
+    _, summary = run_cli(out, "--fresh")
+    assert summary["reused"] == []
+    assert all(statuses(summary)[name] == "done" for name in PRODUCERS)
+    assert ckpt.stat().st_mtime_ns != before
+
+
+def test_refuses_a_folder_that_is_not_a_demo(tmp_path: Path) -> None:
+    (tmp_path / "thesis.tex").write_text("precious")
+    with pytest.raises(DataError, match=r"not empty and holds no state\.json"):
+        run_demo(out=str(tmp_path), patients=6, image_size=64, width=4, iters=1)
+    assert (tmp_path / "thesis.tex").read_text() == "precious"
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"patients": 2}, r"--patients \| 2"),
+        ({"minutes": 0}, r"--minutes \| 0"),
+        ({"image_size": 48}, r"image_size \| 48.*power of two"),
+        ({"experiment": "lungs"}, "lungs"),
+        ({"bench_batches": (0,)}, "bench_batches"),
+    ],
+)
+def test_bad_options_fail_before_any_work(
+    tmp_path: Path, change: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match):
+        run_demo(DemoConfig(out=str(tmp_path / "demo"), **change))
+    assert not (tmp_path / "demo").exists()
+
+
+def test_bad_bench_batches_on_the_command_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path), "--bench-batches", "1,x"])
+    assert isinstance(result.exception, ConfigError)
+    assert "--bench-batches" in str(result.exception)
+
+
+def test_help_lists_the_user_options_only() -> None:
+    result = CliRunner().invoke(cli, ["demo", "--help"])
+    assert result.exit_code == 0
+    for option in ("--out", "--fresh", "--minutes", "--patients", "--device", "--json"):
+        assert option in result.output
+    assert "--iters" not in result.output and "--width" not in result.output
+
+
+def test_iteration_count_fits_the_budget() -> None:
+    assert iterations_for(100.0, 0.5) == 180  # 0.92 * 200 = 184, rounded down to tens
+    assert iterations_for(10_000.0, 0.5) == 18_400  # hundreds from 2000 on
+    assert iterations_for(1.0, 10.0) == MIN_ITERS  # a slow machine still trains a little
+    assert iterations_for(60.0, 0.1) * 0.1 <= 60.0
+
+
+def test_speed_measurement_runs_the_training_step() -> None:
+    from echogen_trt.data.dataset import PairSet
+    from echogen_trt.train.config import TrainConfig
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    pairs = PairSet(rng.integers(0, 4, (3, 32, 32), dtype=np.uint8),
+                    rng.random((3, 32, 32), dtype=np.float32), ["a", "b", "c"])  # fmt: skip
+    cfg = TrainConfig(width=2, image_size=32, batch_size=2, device="cpu")
+    seconds = measure_speed(cfg, pairs, 2)
+    assert 0 < seconds < 60

@@ -212,3 +212,12 @@ def test_speed_measurement_runs_the_training_step() -> None:
     cfg = TrainConfig(width=2, image_size=32, batch_size=2, device="cpu")
     seconds = measure_speed(cfg, pairs, 2)
     assert 0 < seconds < 60
+
+
+def test_slow_training_is_reported_not_hidden() -> None:
+    from echogen_trt.demo.steps import slowdown_note
+
+    assert slowdown_note(None, 10, 1000.0) is None  # fixed count: nothing was predicted
+    assert slowdown_note(1.0, 10, 12.0) is None  # within 1.5x of the measured speed
+    note = slowdown_note(1.0, 10, 20.0)
+    assert note is not None and "2.0x" in note and "busy" in note

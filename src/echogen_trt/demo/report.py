@@ -135,6 +135,7 @@ def _training_line(t: dict[str, Any]) -> str:
         f"Generator width {t['width']} at {size}x{size} ({t['generator_params']:,} parameters), "
         f"batch {t['batch_size']}, {t['iters']} iterations ({t['iters_from']}; {speed}) on "
         f"{t['device']}, {t['n_train']} training patients, {t['seconds']:.0f} s."
+        + (f" Warning: {t['slowdown']}." if t.get("slowdown") else "")
     )
 
 

@@ -28,6 +28,7 @@ DATA, RUN, MODELS, MASKS, FRAMES, BENCH = "data", "run", "models", "masks", "fra
 ONNX, ONNX_FP16, ENGINE = "echogen.onnx", "echogen.fp16.onnx", "echogen.engine"
 VIEW, PHASE = "4CH", "ED"
 SAFETY = 0.92  # share of the remaining budget given to the loop (validation, checkpoints)
+SLOWDOWN = 1.5  # training this much slower than measured gets a warning in the report
 
 
 @dataclass
@@ -162,6 +163,7 @@ def train_model_step(ctx: Context) -> Outcome:
     )  # fmt: skip
     summary = train(tcfg, train_set=train_set, valid_set=valid_set)
     params, _ = count_parameters(build_gan(tcfg, _cpu()).G)
+    slow = slowdown_note(calib, iters, summary.seconds)
     info = {
         "iters": iters,
         "iters_from": "fixed" if cfg.iters is not None else f"{cfg.minutes} min budget",
@@ -177,14 +179,30 @@ def train_model_step(ctx: Context) -> Outcome:
         "n_valid": summary.n_valid,
         "val": summary.val,
         "losses": summary.losses,
+        "slowdown": slow,
     }
     return Outcome(
         "done",
         f"{iters} iterations of width {tcfg.width} at {tcfg.image_size}x{tcfg.image_size}, "
-        f"batch {tcfg.batch_size} ({summary.it_per_s:.2f} it/s on {summary.device})",
+        f"batch {tcfg.batch_size} ({summary.it_per_s:.2f} it/s on {summary.device})"
+        + (f"; {slow}" if slow else ""),
         {"checkpoint": f"{RUN}/last.pt", "metrics": f"{RUN}/metrics.jsonl"},
         info,
     )
+
+
+def slowdown_note(calib: float | None, iters: int, seconds: float) -> str | None:
+    """A warning when training ran much slower than measured (another job took the cores)."""
+    if calib is None or seconds <= SLOWDOWN * calib * iters:
+        return None
+    from echogen_trt.bench.env import load_average
+
+    note = (
+        f"training took {seconds:.0f} s, {seconds / (calib * iters):.1f}x what the measured "
+        f"speed predicted; the machine was busy (load {load_average()})"
+    )
+    log.warning("%s: the iteration count stays fixed, so the demo ran over its budget", note)
+    return note
 
 
 def _cpu() -> Any:

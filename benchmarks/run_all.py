@@ -35,6 +35,7 @@ from typing import Any
 
 import cv2
 
+from echogen_trt.bench.ceiling import measure_ceiling
 from echogen_trt.bench.env import collect_env, describe_env, load_average
 from echogen_trt.bench.report import format_report, table
 from echogen_trt.bench.runner import ORT_PROVIDERS, BenchConfig, run_benchmark, synthetic_masks
@@ -254,6 +255,17 @@ def run_script(name: str, args: list[str]) -> dict[str, Any]:
     return data
 
 
+def _probes_md(probes: list[dict[str, Any]]) -> str:
+    if not probes:
+        return ""
+    cells = ", ".join(f"{p['when']} {p['gemm_gflops']}" for p in probes)
+    return (
+        f"Machine speed during the run (GFLOP/s of a 1024^3 GEMM, {probes[0]['library']}): "
+        f"{cells}. Absolute numbers on a shared VM move with its neighbours; the ceiling "
+        "fractions in the inference table are measured in the same run."
+    )
+
+
 def _targets_md(targets: list[dict[str, Any]]) -> str:
     rows = [
         [
@@ -273,10 +285,10 @@ def _generate_md(gen: dict[str, Any]) -> str:
         "masks",
         "batch",
         "generate_fps",
-        "compute_fps_same_run",
+        "compute_fps",
+        "ratio",
         "compute_fps_bench",
-        "ratio_same_run",
-        "ratio_bench",
+        "infer_share_in_run",
         "load_s",
     ]
     return (
@@ -305,6 +317,7 @@ def summary_markdown(result: dict[str, Any]) -> str:
         f"{result['seconds']:.0f} s; {load} ({result['env']['cpu']['logical_cores']} logical "
         f"cores). Raw numbers: `{result['json']}`.",
         "\n".join("- " + line for line in describe_env(result["env"])),
+        _probes_md(result.get("probes", [])),
         "## Targets (reported, not asserted)\n\n" + _targets_md(result["targets"]),
         "## Reference model\n\n"
         f"width 64, 256x256, random weights; FP32 {result['export']['fp32']['bytes'] / 1e6:.0f} MB,"
@@ -321,7 +334,7 @@ def summary_markdown(result: dict[str, Any]) -> str:
         "## Inference (`echogen-trt bench`)\n\n"
         + format_report(result["inference"], markdown=True),
     ]
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -331,7 +344,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--skip", default="", help="comma-separated: generate,synth,train")
     parser.add_argument("--no-latest", action="store_true", help="leave LATEST.md alone")
+    parser.add_argument(
+        "--from-json", type=Path, help="re-render the markdown of a saved result, measure nothing"
+    )
     return parser.parse_args(argv)
+
+
+def probe(result: dict[str, Any], when: str) -> None:
+    """A 0.5 s numpy GEMM and the load average, recorded at `when`. On a VM whose cores share
+    physical cores with neighbours, speed can change by 2x with no sign in the load average:
+    the probes show whether the machine changed speed during the run."""
+    c = measure_ceiling("cpu", "fp32", seconds=0.5, n=1024, cache=None)
+    result.setdefault("probes", []).append(
+        {
+            "when": when,
+            "gemm_gflops": round(c.gflops, 1),
+            "library": c.library,
+            "load_avg": load_average(),
+        }
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -345,34 +376,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "env": env,
         "load_before": load_average(),
     }
+    probe(result, "start")
     with tempfile.TemporaryDirectory(prefix="echogen-run-all-") as tmp:
         fp32, fp16, result["export"] = export_reference(Path(tmp))
         log.info("exported %s and %s", fp32.name, fp16.name)
         report = run_benchmark([fp32, fp16], inference_config(args.quick), env=env).to_dict()
         result["inference"] = report
         result["targets"] = speedup_targets(report)
+        probe(result, "after inference")
         if "generate" not in skip:
             patients = 4 if args.quick else 32
             result["generate"] = bench_generate(fp32, Path(tmp), patients, 8, report)
             result["targets"].append(generate_target(result["generate"]))
+            probe(result, "after generate")
     if "synth" not in skip:
         quick = ["--patients", "6", "--full-patients", "2"] if args.quick else []
         result["synth"] = run_script("bench_synth.py", quick)
     if "train" not in skip:
         quick = ["--iters", "1", "--small-iters", "5"] if args.quick else []
         result["train"] = run_script("bench_train.py", quick)
+    probe(result, "end")
     result["load_after"] = load_average()
     result["seconds"] = time.perf_counter() - started
     return result
 
 
 def write_results(result: dict[str, Any], args: argparse.Namespace) -> Path:
-    """<machine>-<date>.json and .md under out_dir, and LATEST.md pointing at them."""
-    now = dt.datetime.now(dt.timezone.utc)
-    result["machine"] = args.machine or machine_slug(result["env"])
-    result["date"] = now.strftime("%Y-%m-%d")
-    result["created"] = now.isoformat(timespec="seconds")
-    stem = f"{result['machine']}-{result['date']}" + ("-quick" if args.quick else "")
+    """<machine>-<date>.json and .md under out_dir, and LATEST.md pointing at them. The JSON
+    goes first, so a failure while rendering loses no measurement (see --from-json)."""
+    if "created" not in result:
+        now = dt.datetime.now(dt.timezone.utc)
+        result["machine"] = args.machine or machine_slug(result["env"])
+        result["date"] = now.strftime("%Y-%m-%d")
+        result["created"] = now.isoformat(timespec="seconds")
+    stem = f"{result['machine']}-{result['date']}" + ("-quick" if result["quick"] else "")
     out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
     result["json"] = f"{stem}.json"
@@ -389,7 +426,7 @@ def write_results(result: dict[str, Any], args: argparse.Namespace) -> Path:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     args = parse_args(argv)
-    result = run(args)
+    result = json.loads(args.from_json.read_text()) if args.from_json else run(args)
     path = write_results(result, args)
     for t in result["targets"]:
         value = "-" if t["value"] is None else f"{t['value']:.2f}"

@@ -3,10 +3,9 @@
 A model's achieved GFLOP/s means little alone; as a fraction of what this very machine reaches on
 the friendliest workload there is (a big square GEMM) it says how much headroom is left.
 
-Every installed library is tried and the fastest wins, because they differ a lot: on the AMD EPYC
-this project was measured on, numpy's OpenBLAS (built for Haswell: AVX2) and torch reached about
-90-100 GFLOP/s FP32 on 2 cores, ONNX Runtime's MLAS (AVX-512) about 180, the same rate its Conv
-kernels reach on the generator. A ceiling from numpy alone would let models "beat" it.
+Every installed library is tried and the fastest wins, because which one is fastest depends on
+the machine (BLAS build, AVX2 vs AVX-512 kernels, MKL on AMD): a ceiling from one library alone
+can sit below what another library's conv kernels reach, and models would "beat" it.
 
 - CPU: numpy, ONNX Runtime (a MatMul-only graph) and torch at FP32. For FP16 also ONNX Runtime's
   FP16 MatMul and, on CPUs with native FP16 arithmetic (avx512_fp16, ARM fphp/asimdhp), torch's;

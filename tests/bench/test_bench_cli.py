@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -19,7 +20,8 @@ RESULT_KEYS = {
     "model", "model_name", "backend", "detail", "device", "precision", "io", "weights",
     "input_size", "gflop_per_frame", "flops_source", "batch", "mode", "status", "reason",
     "iterations", "frames", "total_s", "throughput_fps", "latency_batch_ms", "latency_frame_ms",
-    "stages_ms", "achieved_gflops", "ceiling_gflops", "ceiling_fraction", "warnings",
+    "stages_ms", "achieved_gflops", "ceiling_gflops", "ceiling_fraction", "warnings", "rounds",
+    "round_spread_pct", "samples_ms", "stage_samples_ms",
 }  # fmt: skip
 STAT_KEYS = {"n", "mean", "median", "p90", "p95", "p99", "min", "max", "std", "cv_pct"}
 
@@ -84,6 +86,34 @@ def test_backend_filter_no_baseline_and_json_to_stdout(bench_models: Path) -> No
     assert all(r["ceiling_fraction"] is None for r in report["results"])
 
 
+def test_rounds_are_interleaved_and_pooled(bench_models: Path, monkeypatch) -> None:
+    order: list[str] = []
+    real = runner.measure_target
+
+    def spy(target, config, metas):  # record the order configurations are visited in
+        order.append(target.backend)
+        return real(target, config, metas)
+
+    monkeypatch.setattr(runner, "measure_target", spy)
+    config = runner.BenchConfig(
+        batches=(2,), iterations=3, rounds=2, ceiling=False, modes=("compute",)
+    )
+    report = runner.run_benchmark([bench_models / "tiny.onnx"], config)
+    assert order == ["onnxrt:cpu", "torch", "onnxrt:cpu", "torch"]
+    assert len(report.results) == 2
+    for r in report.results:
+        assert r["iterations"] == 6 and len(r["samples_ms"]) == 6 and r["frames"] == 12
+        assert len(r["rounds"]) == 2
+        assert r["throughput_fps"] == pytest.approx(12 / r["total_s"])
+        # pooled time is the sum of the rounds': frames/s lies between the rounds' rates
+        rates = [x["throughput_fps"] for x in r["rounds"]]
+        assert min(rates) <= r["throughput_fps"] * (1 + 1e-9)
+        assert r["throughput_fps"] <= max(rates) * (1 + 1e-9)
+        spread = (max(rates) - min(rates)) / float(np.median(rates)) * 100
+        assert r["round_spread_pct"] == pytest.approx(spread)
+        assert r["latency_batch_ms"]["median"] == pytest.approx(float(np.median(r["samples_ms"])))
+
+
 def test_fixed_batch_model_skips_other_batches(bench_models: Path) -> None:
     config = runner.BenchConfig(
         batches=(1, 2), iterations=1, baseline=False, ceiling=False, modes=("compute",)
@@ -128,6 +158,7 @@ def test_plot_without_matplotlib_fails_before_timing(bench_models: Path, monkeyp
         (["--mask-size", "big"], "--mask-size"),
         (["--threads", "0"], "--threads"),
         (["--backend", "onnx"], "--backend"),
+        (["--rounds", "0"], "--rounds"),
     ],
 )
 def test_bad_options_are_user_errors(bench_models: Path, args: list[str], match: str) -> None:

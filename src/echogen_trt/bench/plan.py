@@ -45,6 +45,7 @@ class BenchConfig:
     threads: int | None = None
     mask_size: tuple[int, int] | None = None  # None: the model's input size (no resize cost)
     seed: int = 0
+    rounds: int = 1  # > 1: run the whole matrix this many times, interleaved, and pool
 
 
 @dataclass
@@ -72,6 +73,8 @@ def check_config(config: BenchConfig) -> None:
     unknown = [b for b in config.backends or () if b not in known]
     if unknown:
         raise ConfigError(f"--backend | {unknown} unknown. Expected some of {', '.join(known)}.")
+    if config.rounds < 1:
+        raise ConfigError(f"--rounds | {config.rounds}. Expected an integer >= 1.")
     if config.threads is not None and config.threads < 1:
         raise ConfigError(f"--threads | {config.threads}. Expected an integer >= 1.")
     if config.ceiling_seconds < 0 or config.cv_warn_pct < 0:

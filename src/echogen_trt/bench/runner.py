@@ -7,6 +7,11 @@ Two figures per configuration:
 - "e2e": uint8 label masks in -> `prepost.prepare_mask` -> `pack_batch` -> infer ->
   `frames_from_output` -> uint8 frames, i.e. what a caller of the runtime pays per batch.
 
+With `rounds` > 1 the whole matrix is run that many times, one configuration after the other in
+each round, and each configuration's rounds are pooled: a machine whose speed drifts (a shared
+VM, thermal throttling) then slows every configuration alike instead of whichever ran at the bad
+moment, and the per-round throughputs show the drift.
+
 Result records and the report layout are documented in benchmarks/README.md (schema
 "echogen-trt.bench/1").
 """
@@ -38,7 +43,7 @@ from echogen_trt.bench.plan import (
     plan_targets,
     synthetic_masks,
 )
-from echogen_trt.bench.timing import stop_rule, time_loop
+from echogen_trt.bench.timing import Timed, stop_rule, time_loop
 from echogen_trt.errors import ConfigError, EchogenError
 from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime import prepost
@@ -136,7 +141,7 @@ def _e2e_step(backend: Backend, meta: ModelMeta, masks: np.ndarray) -> Callable[
 
 
 def _record(
-    info: dict[str, Any], batch: int, mode: str, timed: Any, config: BenchConfig
+    info: dict[str, Any], batch: int, mode: str, timed: Timed, config: BenchConfig
 ) -> dict[str, Any]:
     per_batch = stats.summarize(timed.samples_ms)
     frames = batch * per_batch.n
@@ -144,6 +149,7 @@ def _record(
     what = f"{info['model_name']} {info['backend']} batch {batch} {mode} latency"
     warnings = [w for w in [stats.cv_warning(per_batch, what, config.cv_warn_pct)] if w]
     gflop = info.get("gflop_per_frame")
+    per_frame = per_batch.scaled(batch)
     return {
         **info,
         "batch": batch,
@@ -155,13 +161,69 @@ def _record(
         "total_s": timed.total_s,
         "throughput_fps": fps,
         "latency_batch_ms": per_batch.to_dict(),
-        "latency_frame_ms": per_batch.scaled(batch).to_dict(),
+        "latency_frame_ms": per_frame.to_dict(),
         "stages_ms": {k: stats.summarize(v).to_dict() for k, v in timed.stages_ms.items() if v},
         "achieved_gflops": gflop * fps if gflop else None,
         "ceiling_gflops": None,
         "ceiling_fraction": None,
+        "rounds": [{"throughput_fps": fps, "median_frame_ms": per_frame.median}],
+        "round_spread_pct": None,
+        "samples_ms": list(timed.samples_ms),
+        "stage_samples_ms": {k: list(v) for k, v in timed.stages_ms.items()},
         "warnings": warnings,
     }
+
+
+_RECORD_KEYS = frozenset(
+    {
+        "batch", "mode", "status", "reason", "iterations", "frames", "total_s", "throughput_fps",
+        "latency_batch_ms", "latency_frame_ms", "stages_ms", "achieved_gflops", "ceiling_gflops",
+        "ceiling_fraction", "rounds", "round_spread_pct", "samples_ms", "stage_samples_ms",
+        "warnings",
+    }
+)  # fmt: skip  # what _record adds to a configuration's description
+
+
+def merge_rounds(records: list[dict[str, Any]], config: BenchConfig) -> list[dict[str, Any]]:
+    """One record per configuration: the rounds' samples pooled (stats, throughput = all
+    frames / all timed seconds), each round's throughput kept in "rounds"."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in records:
+        key = (r["model"], r["model_name"], r["backend"], r.get("batch"), r.get("mode"))
+        groups.setdefault(key, []).append(r)
+    return [_merge(group, config) for group in groups.values()]
+
+
+def _merge(group: list[dict[str, Any]], config: BenchConfig) -> dict[str, Any]:
+    ok = [r for r in group if r["status"] == "ok"]
+    if len(group) == 1 or not ok:
+        return group[0]
+    first = ok[0]
+    timed = Timed(
+        [s for r in ok for s in r["samples_ms"]],
+        sum(r["total_s"] for r in ok),
+        {
+            k: [v for r in ok for v in r["stage_samples_ms"].get(k, [])]
+            for k in first["stage_samples_ms"]
+        },
+    )
+    info = {k: v for k, v in first.items() if k not in _RECORD_KEYS}
+    merged = _record(info, first["batch"], first["mode"], timed, config)
+    merged["rounds"] = [x for r in ok for x in r["rounds"]]
+    fps = [x["throughput_fps"] for x in merged["rounds"]]
+    merged["round_spread_pct"] = (max(fps) - min(fps)) / float(np.median(fps)) * 100
+    what = f"{first['model_name']} {first['backend']} batch {first['batch']} {first['mode']}"
+    if merged["round_spread_pct"] > config.cv_warn_pct:
+        merged["warnings"].append(
+            f"{what}: throughput differs by {merged['round_spread_pct']:.0f}% between rounds: "
+            "the machine's speed changed during the run."
+        )
+    if len(ok) < len(group):
+        bad = next(r for r in group if r["status"] != "ok")
+        merged["warnings"].append(
+            f"{what}: {len(group) - len(ok)} round(s) failed: {bad['reason']}"
+        )
+    return merged
 
 
 def measure_one(
@@ -291,13 +353,17 @@ def run_benchmark(
     report.warnings.extend(w for w in [_load_warning(report.env)] if w)
     targets, notes = plan_targets(paths, config)
     report.warnings.extend(notes)
-    metas: dict[str, ModelMeta] = {}
-    for target in targets:
-        report.results.extend(measure_target(target, config, metas))
+    metas: dict[str, ModelMeta] = {}  # filled as targets open; the baseline reads it lazily
     base, why = baseline_target(paths, targets, config, metas)
     report.config["baseline"] = why
-    if base is not None:
-        report.results.extend(measure_target(base, config, metas))
+    everything = [*targets, *([base] if base is not None else [])]
+    raw = []
+    for index in range(config.rounds):  # interleaved: each round visits every configuration
+        if config.rounds > 1:
+            log.info("round %d of %d", index + 1, config.rounds)
+        for target in everything:
+            raw.extend(measure_target(target, config, metas))
+    report.results = merge_rounds(raw, config)
     if config.ceiling:
         add_ceilings(report, config)
     report.warnings.extend(summary_warnings(report.results))

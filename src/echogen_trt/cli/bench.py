@@ -71,6 +71,7 @@ def config_from_options(
         "modes": _split(modes),
         "ceiling_seconds": ceiling_seconds,
         "cv_warn_pct": cv_warn,
+        "rounds": plain["rounds"],
     }
     changes.update({k: v for k, v in optional.items() if v is not None})
     return replace(BenchConfig(), **changes)
@@ -97,6 +98,11 @@ def config_from_options(
 )
 @click.option("--iterations", type=int, help="Timed calls per configuration (alone: exactly N).")
 @click.option("--mode", "modes", help="compute, e2e or both (default): see --help of the report.")
+@click.option(
+    "--rounds",
+    type=int,
+    help="Run the whole matrix N times, interleaved, and pool (robust to a drifting machine).",
+)
 @click.option("--no-baseline", is_flag=True, help="Skip the PyTorch eager FP32 baseline.")
 @click.option("--no-ceiling", is_flag=True, help="Skip measuring the GEMM ceiling.")
 @click.option(
@@ -130,6 +136,7 @@ def bench(
     duration: float | None,
     iterations: int | None,
     modes: str | None,
+    rounds: int | None,
     no_baseline: bool,
     no_ceiling: bool,
     ceiling_seconds: float | None,
@@ -156,7 +163,8 @@ def bench(
         plot_mod._pyplot()  # fail before minutes of timing, not after
     config = config_from_options(
         backends=backends, batches=batches, warmup=warmup, iterations=iterations,
-        duration=duration, modes=modes, baseline=not no_baseline, ceiling=not no_ceiling,
+        duration=duration, modes=modes, rounds=rounds, baseline=not no_baseline,
+        ceiling=not no_ceiling,
         ceiling_seconds=ceiling_seconds, cv_warn=cv_warn, threads=threads, mask_size=mask_size,
     )  # fmt: skip
     report = run_benchmark(list(models), config).to_dict()

@@ -23,7 +23,6 @@ import copy
 import importlib.util
 import logging
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -36,6 +35,7 @@ import onnx
 from echogen_trt import __version__
 from echogen_trt.errors import ConfigError, ExportError
 from echogen_trt.export.ops import op_counts
+from echogen_trt.fileio import write_bytes_atomic
 from echogen_trt.model_meta import META_PREFIX, ModelMeta
 
 if TYPE_CHECKING:
@@ -134,15 +134,7 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> int:
             f"ONNX file {path} | the model is {size / 2**30:.1f} GiB, over protobuf's 2 GiB limit "
             "for a single file. Hint: use a smaller width or FP16."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, model.SerializeToString())
     return path.stat().st_size
 
 

@@ -13,12 +13,12 @@ import hashlib
 import json
 import os
 import shlex
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from echogen_trt.errors import EngineMismatch
+from echogen_trt.fileio import write_bytes_atomic
 from echogen_trt.model_meta import META_PREFIX, ModelMeta
 
 FORMAT_VERSION = 1
@@ -141,16 +141,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write via a temporary file in the same folder and os.replace: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
 
 
 def write_provenance(prov: Provenance, engine_path: str | os.PathLike[str]) -> Path:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import io as _io
 import os
-import uuid
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from echogen_trt.errors import InputMismatch
+from echogen_trt.fileio import write_bytes_atomic
 
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".npy", ".mhd", ".nii", ".nii.gz")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
@@ -200,19 +200,7 @@ def encode_frame(path: str | os.PathLike[str], frame: np.ndarray) -> bytes:
 def write_frame(path: str | os.PathLike[str], frame: np.ndarray) -> Path:
     """Write a uint8 frame atomically: encode, write a temp file beside it, `os.replace`."""
     target = Path(path)
-    data = encode_frame(target, frame)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
-    # os.open with 0o666, not mkstemp (0o600): frames get the user's umask like any file.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    return write_bytes_atomic(target, encode_frame(target, frame))
 
 
 # -- visual checks ------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import logging
 import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from echogen_trt.errors import CheckpointError, ConfigError
+from echogen_trt.fileio import atomic_write
 from echogen_trt.models.factory import build_generator
 
 log = logging.getLogger(__name__)
@@ -76,14 +76,8 @@ def restore_rng(state: dict[str, Any], sampler: torch.Generator) -> None:
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write `state` atomically (temporary file in the same folder, then os.replace)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        torch.save(state, handle)
     return path
 
 

@@ -1,0 +1,39 @@
+"""Atomic file writes: every artefact (frame, checkpoint, ONNX file, engine, provenance) is
+written to a temporary file beside its target and moved into place with `os.replace`, so an
+interrupted run never leaves half a file. Files get the user's umask (0o666 & ~umask), not
+mkstemp's 0o600, so a model or engine can be shared like any other file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Open a temporary file beside `path` for binary writing; on success it replaces `path`,
+    on any exception it is removed and `path` is left as it was."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path` atomically; returns the path."""
+    with atomic_write(path) as handle:
+        handle.write(data)
+    return Path(path)

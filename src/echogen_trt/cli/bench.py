@@ -97,7 +97,12 @@ def config_from_options(
     "as trtexec). Default: 3 s and >= 5 calls.",
 )
 @click.option("--iterations", type=int, help="Timed calls per configuration (alone: exactly N).")
-@click.option("--mode", "modes", help="compute, e2e or both (default): see --help of the report.")
+@click.option(
+    "--mode",
+    "modes",
+    help="compute (infer on a preprocessed batch), e2e (uint8 masks to uint8 frames), or "
+    "compute,e2e (default).",
+)
 @click.option(
     "--rounds",
     type=int,
@@ -154,6 +159,8 @@ def bench(
     "e2e" (uint8 masks in, uint8 frames out), the h2d/compute/d2h split where the backend
     measures it, achieved GFLOP/s as a fraction of the measured GEMM ceiling, and warnings when
     the spread is high.
+
+    Example: echogen-trt bench model.onnx model.fp16.onnx --batch 1,8 --json bench.json
     """
     from echogen_trt.bench import plot as plot_mod
     from echogen_trt.bench.report import format_report

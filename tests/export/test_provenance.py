@@ -106,11 +106,3 @@ def test_unknown_keys_are_ignored(tmp_path):
     engine = tmp_path / "m.engine"
     pv.provenance_path(engine).write_text(json.dumps({**make_prov().to_dict(), "extra": 1}))
     assert pv.read_provenance(engine) == make_prov()
-
-
-def test_write_atomic_leaves_no_temporary_file(tmp_path):
-    target = tmp_path / "sub" / "f.bin"
-    pv.write_atomic(target, b"abc")
-    pv.write_atomic(target, b"defg")
-    assert target.read_bytes() == b"defg"
-    assert [p.name for p in target.parent.iterdir()] == ["f.bin"]

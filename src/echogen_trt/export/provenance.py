@@ -9,7 +9,6 @@ Torch-free and TensorRT-free.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from echogen_trt.errors import EngineMismatch
+from echogen_trt.fileio import sha256_file as sha256_file
 from echogen_trt.fileio import write_bytes_atomic
 from echogen_trt.model_meta import META_PREFIX, ModelMeta
 
@@ -131,23 +131,10 @@ def provenance_path(engine_path: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + SUFFIX)
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write via a temporary file in the same folder and os.replace: never half a file."""
-    write_bytes_atomic(path, data)
-
-
 def write_provenance(prov: Provenance, engine_path: str | os.PathLike[str]) -> Path:
     """Write `<engine>.json` atomically; returns its path."""
     path = provenance_path(engine_path)
-    write_atomic(path, (json.dumps(prov.to_dict(), indent=2) + "\n").encode())
+    write_bytes_atomic(path, (json.dumps(prov.to_dict(), indent=2) + "\n").encode())
     return path
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from echogen_trt import __version__
 from echogen_trt.errors import BackendUnavailable, ConfigError, EngineBuildError, InternalError
 from echogen_trt.export import provenance as pv
+from echogen_trt.fileio import write_bytes_atomic
 from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime import availability, cuda_mem
 from echogen_trt.runtime.backends.tensorrt import dims, make_logger, numpy_dtype
@@ -390,7 +391,9 @@ def _build_serialized(
             "Hint: run with -vv for TensorRT's full log; try a larger --workspace-mb."
         )
     if opts.timing_cache:
-        pv.write_atomic(opts.timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
+        write_bytes_atomic(
+            opts.timing_cache, bytes(memoryview(config.get_timing_cache().serialize()))
+        )
     return bytes(memoryview(host)), shapes
 
 
@@ -530,7 +533,7 @@ def build_engine(
         platform=platform.machine() + ("-jetson" if gpu.integrated else ""),
         layer_precisions=counts,
     )  # fmt: skip
-    pv.write_atomic(engine_path, data)
+    write_bytes_atomic(engine_path, data)
     prov_path = pv.write_provenance(prov, engine_path)
     log.info("built %s (%.1f MB) in %.1f s", engine_path, len(data) / 2**20, seconds)
     return BuildResult(engine_path, prov_path, prov, len(data), seconds)

@@ -8,7 +8,6 @@ to a temporary name and moved into place with os.replace, so a crash never leave
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -22,6 +21,7 @@ from torch import nn
 
 from echogen_trt.errors import CheckpointError, ConfigError
 from echogen_trt.fileio import atomic_write
+from echogen_trt.fileio import sha256_file as file_sha256
 from echogen_trt.models.factory import build_generator
 
 log = logging.getLogger(__name__)
@@ -118,15 +118,6 @@ def prune_checkpoints(folder: str | os.PathLike[str], keep_last: int) -> list[Pa
     for p in doomed:
         p.unlink(missing_ok=True)
     return doomed
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from echogen_trt.errors import ConfigError
 
 
 @contextmanager
@@ -47,3 +49,27 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_output_path(
+    out: str | os.PathLike[str],
+    *,
+    inputs: Sequence[str | os.PathLike[str]],
+    suffixes: Sequence[str],
+    what: str,
+) -> Path:
+    """Refuse an output that would overwrite one of `inputs` or lacks an expected suffix, before
+    any work: `export run/best.pt --out run/best.pt` must never replace the weights."""
+    target = Path(out)
+    if not any(target.name.endswith(s) for s in suffixes):
+        raise ConfigError(
+            f"{what} {target} | unexpected file name. Expected a name ending in "
+            f"{' or '.join(suffixes)}. Hint: e.g. --out model{suffixes[0]}"
+        )
+    for source in inputs:
+        if target.resolve() == Path(source).resolve():
+            raise ConfigError(
+                f"{what} {target} | is the input file itself; writing it would destroy the input. "
+                "Hint: choose another --out."
+            )
+    return target

@@ -74,3 +74,28 @@ def test_unknown_precision_is_rejected_by_click(
     args = ["export", str(tiny_checkpoint), "-o", str(tmp_path / "m.onnx")]
     result = CliRunner().invoke(cli, [*args, "--precision", precision])
     assert result.exit_code == 2 and "fp32" in result.output
+
+
+@pytest.mark.parametrize("precision", ["fp32", "both"])
+def test_export_refuses_to_write_over_its_checkpoint(
+    tiny_checkpoint: Path, tmp_path: Path, precision: str
+) -> None:
+    ckpt = tmp_path / "best.onnx"  # a checkpoint with an .onnx name: suffix alone is no guard
+    ckpt.write_bytes(tiny_checkpoint.read_bytes())
+    before = ckpt.read_bytes()
+    result = CliRunner().invoke(
+        cli, ["export", str(ckpt), "--out", str(ckpt), "--precision", precision, "--no-verify"]
+    )
+    assert result.exit_code != 0
+    assert "is the input file itself" in str(result.exception) + result.output
+    assert ckpt.read_bytes() == before
+
+
+def test_export_refuses_a_non_onnx_output_name(tiny_checkpoint: Path) -> None:
+    before = tiny_checkpoint.read_bytes()
+    result = CliRunner().invoke(
+        cli, ["export", str(tiny_checkpoint), "--out", str(tiny_checkpoint), "--no-verify"]
+    )
+    assert result.exit_code != 0
+    assert "Expected a name ending in .onnx" in str(result.exception) + result.output
+    assert tiny_checkpoint.read_bytes() == before

@@ -319,3 +319,11 @@ def test_check_precision(caplog):
     caplog.set_level(logging.WARNING)
     check_precision({"unknown": 5, "opaque": 1}, "fp16", 0.05, "m.onnx")
     assert "could not verify the FP16 layer share" in caplog.text
+
+
+def test_engine_output_may_not_overwrite_the_onnx(tiny_onnx, tmp_path):
+    onnx_copy = tmp_path / "m.onnx"
+    onnx_copy.write_bytes(tiny_onnx.path.read_bytes())
+    with pytest.raises(ConfigError, match=r"Expected a name ending in \.engine"):
+        build(onnx_copy, onnx_copy)
+    assert onnx_copy.read_bytes() == tiny_onnx.path.read_bytes()

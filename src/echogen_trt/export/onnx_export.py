@@ -35,7 +35,7 @@ import onnx
 from echogen_trt import __version__
 from echogen_trt.errors import ConfigError, ExportError
 from echogen_trt.export.ops import op_counts
-from echogen_trt.fileio import write_bytes_atomic
+from echogen_trt.fileio import check_output_path, write_bytes_atomic
 from echogen_trt.model_meta import META_PREFIX, ModelMeta
 
 if TYPE_CHECKING:
@@ -362,6 +362,9 @@ def export_checkpoint(
     """
     from echogen_trt.train.checkpoint import load_generator
 
+    outputs = [out_path, fp16_path_for(out_path)] if precision == "both" else [out_path]
+    for out in outputs:
+        check_output_path(out, inputs=[ckpt_path], suffixes=(".onnx",), what="ONNX output")
     generator, info = load_generator(ckpt_path)
     meta = meta_from_info(info, fused_io=fused_io)
     first = "fp32" if precision == "both" else precision

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from echogen_trt import __version__
 from echogen_trt.errors import BackendUnavailable, ConfigError, EngineBuildError, InternalError
 from echogen_trt.export import provenance as pv
-from echogen_trt.fileio import write_bytes_atomic
+from echogen_trt.fileio import check_output_path, write_bytes_atomic
 from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime import availability, cuda_mem
 from echogen_trt.runtime.backends.tensorrt import dims, make_logger, numpy_dtype
@@ -505,6 +505,9 @@ def build_engine(
     )  # fmt: skip
     info = read_onnx(onnx_path)
     engine_path = Path(out_path) if out_path is not None else info.path.with_suffix(".engine")
+    check_output_path(
+        engine_path, inputs=[info.path], suffixes=(".engine", ".plan"), what="engine"
+    )
     trt = trt if trt is not None else availability.require_tensorrt()
     cuda = cuda if cuda is not None else cuda_mem.get_cuda_api()
     gpu = cuda_mem.require_device(cuda, device)

@@ -290,3 +290,13 @@ def test_missing_inputs_and_help(tmp_path: Path, models: SimpleNamespace) -> Non
         "--json",
     ):
         assert option in help_text
+
+
+def test_inputs_inside_the_output_folder_get_their_own_error(
+    tmp_path: Path, models: SimpleNamespace
+) -> None:
+    out = tmp_path / "work"
+    write_png(out / "sub" / "m.png", labels_mask((40, 40)))
+    refused = generate(out / "sub", "--out", out, "--model", models.onnx)
+    assert refused.exit_code == 1 and isinstance(refused.exception, ConfigError)
+    assert "inside the output folder" in str(refused.exception)

@@ -505,9 +505,7 @@ def build_engine(
     )  # fmt: skip
     info = read_onnx(onnx_path)
     engine_path = Path(out_path) if out_path is not None else info.path.with_suffix(".engine")
-    check_output_path(
-        engine_path, inputs=[info.path], suffixes=(".engine", ".plan"), what="engine"
-    )
+    check_output_path(engine_path, inputs=[info.path], suffixes=(".engine", ".plan"), what="engine")
     trt = trt if trt is not None else availability.require_tensorrt()
     cuda = cuda if cuda is not None else cuda_mem.get_cuda_api()
     gpu = cuda_mem.require_device(cuda, device)

@@ -105,6 +105,12 @@ def run_generate(
     refuse_input_folder(out.resolve(), [d.resolve() for d in dirs])
     items, failed = collect_inputs(inputs, recursive=recursive, exclude=out)
     if not items and not failed:
+        resolved = out.resolve()
+        if inputs and all(resolved in Path(i).resolve().parents for i in inputs):
+            raise ConfigError(
+                f"inputs {inputs} | all lie inside the output folder {out}, whose files are never "
+                "read as inputs. Hint: choose an --out outside the masks."
+            )
         raise ConfigError(
             f"inputs {inputs} | no mask files found. Expected PNG, BMP, TIFF, .npy or CAMUS "
             "*_gt.mhd / *_gt.nii.gz files. Hint: add --recursive for nested folders."

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,12 @@ def _export(path: Path, batch: int | None = None, **config: object) -> Path:
     )
     export_onnx(build_generator(**full).eval(), path, meta=meta, batch=batch)
     return path
+
+
+@pytest.fixture
+def export_model() -> Callable[..., Path]:
+    """`_export` for tests: `from conftest import ...` is ambiguous with several conftest.py."""
+    return _export
 
 
 @pytest.fixture(autouse=True)

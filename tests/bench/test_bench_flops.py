@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,10 +42,8 @@ def test_fp16_and_fixed_batch_graphs_count_the_same(bench_models: Path) -> None:
     assert flops_from_onnx(bench_models / "tiny.b1.onnx") == fp32  # per frame, not per batch
 
 
-def test_formula_counts_skip_channels(tmp_path: Path) -> None:
-    from conftest import _export  # the bench conftest: exports with ModelMeta
-
-    path = _export(tmp_path / "unet.onnx", width=4, image_size=32, skips=True)
+def test_formula_counts_skip_channels(tmp_path: Path, export_model: Callable[..., Path]) -> None:
+    path = export_model(tmp_path / "unet.onnx", width=4, image_size=32, skips=True)
     skips = flops_from_config({"width": 4, "image_size": 32, "skips": True})
     plain = flops_from_config({"width": 4, "image_size": 32})
     assert flops_from_onnx(path) == skips

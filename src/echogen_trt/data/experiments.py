@@ -13,6 +13,7 @@ import numpy as np
 from echogen_trt.errors import ConfigError
 
 LABEL_NAMES: dict[int, str] = {0: "background", 1: "lv", 2: "myo", 3: "la"}
+MAX_LABEL = max(LABEL_NAMES)
 
 EXPERIMENTS: dict[str, tuple[int, ...]] = {
     "ventricle": (1,),

@@ -15,11 +15,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from echogen_trt.data.experiments import MAX_LABEL
 from echogen_trt.errors import ConfigError, DataError
 
 NEAREST = cv2.INTER_NEAREST_EXACT  # same pixels as Pillow's NEAREST, the reference's filter
 IMAGE_INTERPOLATIONS = {"nearest": NEAREST, "area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
-MAX_LABEL = 3
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

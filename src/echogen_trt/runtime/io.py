@@ -16,12 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from echogen_trt.data.experiments import MAX_LABEL
 from echogen_trt.errors import InputMismatch
 from echogen_trt.fileio import write_bytes_atomic
 
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".npy", ".mhd", ".nii", ".nii.gz")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
-MAX_LABEL = 3
 # Masks saved for viewing spread labels 0..3 over the full range: 0, 85, 170, 255 (8 bit).
 _SCALES = {np.dtype(np.uint8): 255 // MAX_LABEL, np.dtype(np.uint16): 65535 // MAX_LABEL}
 # BGR colours per label for the mask panel and the contours (LV red, MYO green, LA blue).

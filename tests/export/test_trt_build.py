@@ -26,12 +26,11 @@ from echogen_trt.export.trt_build import (
     TypingPlan,
     _configure,
     build_engine,
-    check_precision,
-    layer_precisions,
     network_flags,
     resolve_options,
     typing_plan,
 )
+from echogen_trt.export.trt_inspect import check_precision, layer_precisions
 from fakes.fake_cuda import FAKE_GPU, FAKE_JETSON, FakeCuda
 from fakes.fake_tensorrt import MAGIC, fake_trt_builds, make_fake_trt
 from fakes.onnx_models import write_plain_onnx, write_unsupported_onnx

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(stub_root() is None, reason="tensorrt-stubs not 
 ROOT = Path(__file__).resolve().parents[2]
 STRICT_FILES = [
     "src/echogen_trt/export/trt_build.py",
+    "src/echogen_trt/export/trt_inspect.py",
     "src/echogen_trt/runtime/backends/tensorrt.py",
 ]
 

@@ -1,5 +1,5 @@
-"""Synthetic CAMUS trees: both layouts read back by `camus`, splits, the overwrite guard, the
-contact sheet and `echogen-trt synth`."""
+"""Synthetic CAMUS trees: both layouts read back by `camus`, splits, the guards that keep synth
+from replacing or deleting files it did not write, the contact sheet and `echogen-trt synth`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ from echogen_trt.cli import cli
 from echogen_trt.data import camus, splits
 from echogen_trt.data.phantom import synth_patient
 from echogen_trt.data.preview import contact_sheet
-from echogen_trt.data.synth import is_synth_tree, split_patients, synthesize_dataset
+from echogen_trt.data.synth import (
+    MARKER,
+    is_synth_tree,
+    split_patients,
+    synthesize_dataset,
+)
 from echogen_trt.errors import ConfigError, DataError
 
 FAST = {"views": ("4CH",), "with_sequence": False, "progress": False}
@@ -77,11 +82,118 @@ def test_refuses_a_foreign_folder_unless_overwrite(tmp_path: Path) -> None:
 
 
 def test_rerun_replaces_a_previous_synth_tree(tmp_path: Path) -> None:
-    synthesize_dataset(tmp_path, patients=3, layout="mhd", **FAST)
-    synthesize_dataset(tmp_path, patients=1, layout="nifti", **FAST)
+    synthesize_dataset(tmp_path, patients=3, layout="mhd", seed=1, views=("4CH",), progress=False)
+    assert camus.read_view(tmp_path, "patient0003", with_sequence=True).sequence is not None
+    synthesize_dataset(tmp_path, patients=1, layout="nifti", seed=5, **FAST)
     assert camus.detect_layout(tmp_path) == "nifti"
     assert not (tmp_path / "training").exists() and not (tmp_path / "testing").exists()
     assert camus.list_patients(tmp_path) == ["patient0001"]
+    _assert_same(
+        camus.read_view(tmp_path, "patient0001"), synth_patient(5, 1, ("4CH",), False)["4CH"]
+    )
+    synthesize_dataset(tmp_path, patients=2, layout="nifti", seed=6, **FAST)  # same layout again
+    _assert_same(
+        camus.read_view(tmp_path, "patient0001"), synth_patient(6, 1, ("4CH",), False)["4CH"]
+    )
+    marker = json.loads((tmp_path / MARKER).read_text())
+    assert marker["written"]["dirs"] == ["database_nifti/patient0001", "database_nifti/patient0002"]
+    assert len(marker["written"]["files"]) == 3 and is_synth_tree(tmp_path)
+    assert marker["files"] == len([p for p in tmp_path.rglob("*") if p.is_file()]) - 1
+
+
+def _patient_dir(layout: str, patient: str) -> str:
+    return f"{'database_nifti' if layout == 'nifti' else 'training'}/{patient}"
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("layout", "real"),
+    [
+        ("nifti", "database_nifti/patient0001/patient0001_4CH_ED.nii.gz"),
+        ("mhd", "training/patient0001/patient0001_4CH_ED.raw"),
+    ],
+)
+def test_overwrite_never_replaces_a_real_file(tmp_path: Path, layout: str, real: str) -> None:
+    (tmp_path / real).parent.mkdir(parents=True)
+    (tmp_path / real).write_bytes(b"real CAMUS bytes")
+    (tmp_path / "database_nifti" / "patient0450").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "database_nifti" / "patient0450" / "Info_4CH.cfg").write_text("ED: 1\n")
+    before = _tree_bytes(tmp_path)
+    args = ["synth", "--out", str(tmp_path), "--patients", "2", "--layout", layout]
+    result = CliRunner().invoke(cli, [*args, "--views", "4CH", "--no-sequence", "--overwrite"])
+    assert result.exit_code == 1 and isinstance(result.exception, DataError)
+    assert "1 existing file(s) that synth did not write" in str(result.exception)
+    assert f"first {real}" in str(result.exception) and "another --out" in str(result.exception)
+    assert _tree_bytes(tmp_path) == before  # nothing written, nothing replaced
+    assert not (tmp_path / MARKER).exists()
+
+
+def test_overwrite_writes_beside_other_files_and_a_rerun_keeps_them(tmp_path: Path) -> None:
+    real = tmp_path / "database_nifti" / "patient0450" / "patient0450_4CH_ED.nii.gz"
+    real.parent.mkdir(parents=True)
+    real.write_bytes(b"real")
+    (tmp_path / "notes.txt").write_text("mine")
+    synthesize_dataset(tmp_path, patients=3, overwrite=True, **FAST)
+    assert camus.list_patients(tmp_path)[:3] == ["patient0001", "patient0002", "patient0003"]
+    assert not is_synth_tree(tmp_path)  # a mixed folder is not a purely synthetic tree
+    synthesize_dataset(tmp_path, patients=1, **FAST)  # rerun: deletes only what it recorded
+    assert camus.list_patients(tmp_path) == ["patient0001", "patient0450"]
+    assert real.read_bytes() == b"real" and (tmp_path / "notes.txt").read_text() == "mine"
+    assert json.loads((tmp_path / MARKER).read_text())["mixed"] is True
+
+
+@pytest.mark.parametrize("layout", ["nifti", "mhd"])
+def test_rerun_keeps_patient_folders_synth_did_not_write(tmp_path: Path, layout: str) -> None:
+    synthesize_dataset(tmp_path, patients=3, layout=layout, **FAST)
+    top = "database_nifti" if layout == "nifti" else "testing"
+    added = {
+        f"{top}/patient0450/patient0450_4CH_ED.nii.gz": b"real 450",
+        f"{top}/patient0003/README.txt": b"the user's own note",  # in a folder the rerun drops
+        "database_split/subgroup_extra.txt": b"patient0450\n",
+    }
+    for rel, data in added.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    synthesize_dataset(tmp_path, patients=1, layout=layout, seed=3, **FAST)
+    assert {rel: (tmp_path / rel).read_bytes() for rel in added} == added
+    assert sorted(p.name for p in (tmp_path / top / "patient0003").iterdir()) == ["README.txt"]
+    ref = synth_patient(3, 1, ("4CH",), False)["4CH"]
+    _assert_same(camus.read_view(tmp_path, "patient0001"), ref)
+    assert not (tmp_path / _patient_dir(layout, "patient0002")).exists()
+
+
+@pytest.mark.parametrize("layout", ["nifti", "mhd"])
+def test_rerun_refuses_a_patient_folder_holding_other_files(tmp_path: Path, layout: str) -> None:
+    synthesize_dataset(tmp_path, patients=3, layout=layout, **FAST)
+    extra = tmp_path / _patient_dir(layout, "patient0001") / "patient0001_4CH_ED_edited.png"
+    extra.write_bytes(b"hand-edited")
+    before = _tree_bytes(tmp_path)
+    with pytest.raises(DataError, match=r"1 existing file\(s\).*first \S+/patient0001_4CH_ED_edit"):
+        synthesize_dataset(tmp_path, patients=2, layout=layout, **FAST)
+    assert _tree_bytes(tmp_path) == before  # refused before deleting anything
+
+
+def test_markers_that_record_no_files_or_bad_paths_delete_nothing(tmp_path: Path) -> None:
+    synthesize_dataset(tmp_path, patients=1, **FAST)
+    marker = tmp_path / MARKER
+    data = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**data, "written": {**data["written"], "dirs": ["../x"]}}))
+    with pytest.raises(DataError, match=r"synth\.json \| its record of written files is malformed"):
+        synthesize_dataset(tmp_path, patients=1, **FAST)
+    marker.write_text(json.dumps({k: v for k, v in data.items() if k != "written"}))  # old marker
+    before = _tree_bytes(tmp_path)
+    with pytest.raises(DataError, match=r"older echogen-trt that recorded no files"):
+        synthesize_dataset(tmp_path, patients=1, **FAST)
+    assert _tree_bytes(tmp_path) == before
+    other = tmp_path / "other" / MARKER  # somebody else's synth.json is not replaced either
+    other.parent.mkdir()
+    other.write_text('{"mine": true}')
+    with pytest.raises(DataError, match=r"1 existing file\(s\).*first synth\.json"):
+        synthesize_dataset(other.parent, patients=1, overwrite=True, **FAST)
+    assert sorted(other.parent.iterdir()) == [other] and other.read_text() == '{"mine": true}'
 
 
 def test_workers_give_the_same_tree(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ def _views(
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to create (or a previous synth output to replace).",
+    help="Folder to create, or a previous synth output: only the files its synth.json records "
+    "are deleted and rewritten, anything else there is kept.",
 )
 @click.option("--patients", type=int, help="Number of patients.  [default: 20]")
 @click.option(
@@ -42,7 +43,9 @@ def _views(
 @click.option(
     "--overwrite",
     is_flag=True,
-    help="Write into a non-empty folder that is not a previous synth output.",
+    help="Also write into a non-empty folder that is not a previous synth output, beside its "
+    "files. Never replaces an existing file: if a phantom file's path is taken, synth stops "
+    "before writing anything.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def synth(

@@ -42,6 +42,11 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     return Path(path)
 
 
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 `text` to `path` atomically (reports, JSON summaries, state files)."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks (checkpoint and ONNX provenance hashes)."""
     digest = hashlib.sha256()

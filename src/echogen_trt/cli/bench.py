@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from echogen_trt.errors import ConfigError, EchogenError
+from echogen_trt.fileio import write_text_atomic
 
 if TYPE_CHECKING:
     from echogen_trt.bench.plan import BenchConfig
@@ -177,7 +178,7 @@ def bench(
     report = run_benchmark(list(models), config).to_dict()
     if json_path and json_path != "-":
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        write_text_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
     if json_path == "-":
         click.echo(json.dumps(report, indent=2, default=str))
     else:

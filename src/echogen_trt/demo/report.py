@@ -20,6 +20,7 @@ import numpy as np
 from echogen_trt.data.preview import PALETTE
 from echogen_trt.demo.steps import FRAMES, PHASE, VIEW, Context, held_out, test_pairs
 from echogen_trt.errors import DataError
+from echogen_trt.fileio import write_text_atomic
 from echogen_trt.metrics import fan_metrics
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ def write_report(ctx: Context, doc: dict[str, Any], arrays: dict[str, np.ndarray
     doc["environment"] = environment_lines()
     contact_sheet(arrays, ctx.out / SHEET)
     doc["contact_sheet"] = SHEET
-    (ctx.out / "report.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    write_text_atomic(ctx.out / "report.json", json.dumps(doc, indent=2, default=str) + "\n")
     md = ctx.out / "report.md"
-    md.write_text(render_markdown(doc))
+    write_text_atomic(md, render_markdown(doc))
     return md

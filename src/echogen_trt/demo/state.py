@@ -18,6 +18,7 @@ from typing import Any
 
 from echogen_trt import __version__
 from echogen_trt.errors import DataError
+from echogen_trt.fileio import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,7 @@ class DemoState:
 
     def save(self) -> None:
         data = {"format": FORMAT, "generator": "echogen-trt demo", "steps": self.steps}
-        tmp = self.path.with_name(f".{STATE_FILE}.tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-        tmp.replace(self.path)
+        write_text_atomic(self.path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _read(path: Path) -> dict[str, dict[str, Any]]:

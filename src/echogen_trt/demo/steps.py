@@ -21,6 +21,7 @@ import numpy as np
 from echogen_trt.demo.config import MIN_ITERS, DemoConfig
 from echogen_trt.demo.state import file_digest
 from echogen_trt.errors import BackendUnavailable, EchogenError
+from echogen_trt.fileio import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -359,8 +360,8 @@ def bench_step(ctx: Context) -> Outcome:
         ceiling_seconds=0.5,
     )  # fmt: skip
     report = run_benchmark(bench_models(ctx), config).to_dict()
-    (folder / "bench.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (folder / "bench.md").write_text(format_report(report, markdown=True))
+    write_text_atomic(folder / "bench.json", json.dumps(report, indent=2, default=str) + "\n")
+    write_text_atomic(folder / "bench.md", format_report(report, markdown=True))
     ok = [r for r in report["results"] if r.get("status") == "ok"]
     return Outcome(
         "done",

@@ -17,20 +17,20 @@ import numpy as np
 from echogen_trt.errors import BackendUnavailable, ConfigError
 from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
+from echogen_trt.runtime.backends.torch_backend import TorchBackend
 
 log = logging.getLogger(__name__)
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
-class RandomWeightsTorchBackend(Backend):
+class RandomWeightsTorchBackend(TorchBackend):
     """`build_generator(**meta.model_config)` with random weights, eval mode, FP32, eager.
 
-    `model_path` names the model whose config was used (for the report only). Options:
-    `torch_device` ("auto" | "cpu" | "cuda"), `threads`.
+    `model_path` names the model whose config was used (for the report only). Options as
+    `TorchBackend`: `torch_device` ("auto" | "cpu" | "cuda"), `threads`. Only `_open` differs.
     """
 
-    name = "torch"
     weights = "random (rebuilt from model_config)"
 
     def __init__(self, model_path: str, *, source_meta: ModelMeta, **opts: Any) -> None:
@@ -56,7 +56,7 @@ class RandomWeightsTorchBackend(Backend):
             )
         config.setdefault("image_size", int(meta.input_size[0]))
         self._torch = torch
-        self._dev = _torch_device(torch, str(self.opts.get("torch_device") or "auto"))
+        self._dev = self._pick_device(torch)
         if self.opts.get("threads"):
             torch.set_num_threads(int(self.opts["threads"]))
         self._model = build_generator(**config).to(self._dev).float().eval()
@@ -65,26 +65,6 @@ class RandomWeightsTorchBackend(Backend):
         spec = TensorSpec((None, 1, height, width), np.dtype(np.float32))
         self._inputs = {meta.input_name: spec}
         self._outputs = {meta.output_name: spec}
-
-    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        torch = self._torch
-        meta = self.meta
-        x = torch.from_numpy(np.ascontiguousarray(feeds[meta.input_name])).to(self._dev)
-        with torch.inference_mode():
-            y = self._model(x)
-        if self._dev.type == "cuda":
-            torch.cuda.synchronize(self._dev)
-        return {meta.output_name: y.cpu().numpy()}
-
-    def _close(self) -> None:
-        del self._model
-
-
-def _torch_device(torch: Any, want: str) -> Any:
-    cuda = bool(torch.cuda.is_available())
-    if want == "cuda" and not cuda:
-        raise BackendUnavailable("torch baseline | CUDA asked for but torch sees no GPU.")
-    return torch.device("cuda" if want == "cuda" or (want == "auto" and cuda) else "cpu")
 
 
 def device_of(backend: Backend) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +33,6 @@ def step_key(name: str, params: dict[str, Any], deps: list[str] | None = None) -
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def file_digest(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file (the key of steps that read a file another tool may have replaced)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class DemoState:

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from echogen_trt.demo.config import MIN_ITERS, DemoConfig
-from echogen_trt.demo.state import file_digest
 from echogen_trt.errors import BackendUnavailable, EchogenError
-from echogen_trt.fileio import write_text_atomic
+from echogen_trt.fileio import sha256_file, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -375,4 +374,4 @@ def bench_step(ctx: Context) -> Outcome:
 def model_digest(ctx: Context, step: str, name: str) -> str | None:
     """SHA-256 of a recorded output file (part of the next step's key), or None."""
     path = ctx.path(step, name)
-    return file_digest(path) if path is not None and path.is_file() else None
+    return sha256_file(path) if path is not None and path.is_file() else None

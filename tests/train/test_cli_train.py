@@ -39,6 +39,33 @@ def test_trains_resumes_and_prints_json(tmp_path: Path, camus_tree: Path) -> Non
     assert (state["step"], state["experiment"], state["kept_labels"]) == (3, "atrium", [3])
 
 
+def test_resume_through_the_preset_keeps_the_runs_data(
+    tmp_path: Path, camus_tree: Path, monkeypatch
+) -> None:
+    # the preset names the run folder; the data was given on the command line of the first run
+    monkeypatch.chdir(tmp_path)
+    preset = tmp_path / "preset.json"
+    preset.write_text(json.dumps({"out": "rv_run", "experiment": "atrium", "val_every": 0}))
+    first = ["train", "--config", str(preset), "--data", str(camus_tree), *FAST, "--iters", "1"]
+    result = CliRunner().invoke(cli, first)
+    assert result.exit_code == 0, result.output
+    # --config ... --resume: rv_run/config.json supplies the data (not the default data/phantom)
+    again = ["train", "--config", str(preset), "--resume", "--iters", "2", "--log-every", "2"]
+    result = CliRunner().invoke(cli, [*again, "--width", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["step"] == 2
+    saved = json.loads((tmp_path / "rv_run" / "config.json").read_text())
+    assert saved["data"] == str(camus_tree) and saved["out"] == "rv_run"
+    assert (saved["iters"], saved["log_every"], saved["batch_size"]) == (2, 2, 2)  # flags win
+    assert saved["width"] == 4  # except the architecture, which the checkpoint fixes
+    state = load_checkpoint(tmp_path / "rv_run" / "last.pt")
+    assert (state["step"], state["config"]["data"], state["kept_labels"]) == (
+        2,
+        str(camus_tree),
+        [3],
+    )
+
+
 def test_errors_are_one_line_with_exit_status_1(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "nowhere"
     code = _exit_code(["train", "--data", str(missing), "--out", str(tmp_path / "r"), *FAST])

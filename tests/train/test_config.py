@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from echogen_trt.train.config import (
     config_from_dict,
     load_config,
     previous_config,
+    run_config,
     save_config,
 )
 
@@ -89,3 +92,46 @@ def test_bad_files_raise_config_error(tmp_path: Path) -> None:
     (tmp_path / "key.json").write_text('{"widht": 8}')
     with pytest.raises(ConfigError, match=r"config .*key\.json \| unknown key\(s\) widht"):
         load_config(tmp_path / "key.json")
+
+
+def test_save_config_replaces_the_file_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    save_config(TrainConfig(iters=1), path)
+    os.link(path, tmp_path / "before.json")  # a second name for the old file's contents
+    save_config(TrainConfig(iters=2), path)
+    # written beside and moved into place: the old file is never truncated or rewritten
+    assert json.loads((tmp_path / "before.json").read_text())["iters"] == 1
+    assert json.loads(path.read_text())["iters"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["before.json", "config.json"]
+
+
+def test_run_folder_comes_from_the_flag_then_the_preset_then_the_experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    preset = tmp_path / "p.json"
+    preset.write_text(json.dumps({"out": "rv_run", "experiment": "atrium"}))
+    assert run_config(preset, {"out": "flag_run"}).out == "flag_run"
+    assert run_config(preset, {"out": None}).out == "rv_run"
+    assert run_config(None, {"experiment": "atrium"}).out == str(Path("runs") / "atrium")
+    assert run_config(None, {}).out == str(Path("runs") / TrainConfig().experiment)
+
+
+def test_resume_reads_the_run_config_named_by_the_preset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = TrainConfig(data="data/camus", experiment="atrium", iters=2000, seed=4, out="rv_run")
+    (tmp_path / "rv_run").mkdir()
+    save_config(run, tmp_path / "rv_run" / "config.json")
+    preset = tmp_path / "p.json"
+    preset.write_text(json.dumps({"out": "rv_run", "experiment": "atrium", "iters": 100_000}))
+    with caplog.at_level(logging.WARNING):
+        cfg = run_config(preset, {"iters": None, "log_every": 7}, resume=True)
+    # the run's data and recipe, not the defaults (data/phantom) nor the preset's iters
+    assert (cfg.data, cfg.iters, cfg.seed, cfg.out) == ("data/camus", 2000, 4, "rv_run")
+    assert cfg.log_every == 7  # an explicit flag still wins
+    assert "iters=2000 from rv_run" in caplog.text and "preset says 100000" in caplog.text
+    assert run_config(preset, {"iters": 3000}, resume=True).iters == 3000
+    # without --resume the run's config.json is not consulted
+    assert run_config(preset, {}).data == TrainConfig().data

@@ -56,7 +56,7 @@ def test_resume_continues_bitwise_exactly(tmp_path: Path, tiny_pairs) -> None:
     )
     assert (summary.start_step, summary.step) == (3, 6)
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
-    for key in ("G", "D", "opt_G", "opt_D", "scaler", "rng", "step"):
+    for key in ("G", "D", "opt_G", "opt_D", "scaler", "scaler_d", "rng", "step"):
         assert_same_state(a[key], b[key], key)
     assert not torch.are_deterministic_algorithms_enabled()  # the global flag is restored
 
@@ -106,8 +106,8 @@ def test_run_folder_holds_config_metrics_grids_and_pruned_checkpoints(
     state = load_checkpoint(out / "last.pt")
     assert set(state) == {
         "format_version", "model_config", "disc_config", "experiment", "kept_labels",
-        "image_size", "G", "D", "opt_G", "opt_D", "scaler", "step", "rng", "config",
-        "best_val_l1",
+        "image_size", "G", "D", "opt_G", "opt_D", "scaler", "scaler_d", "step", "rng",
+        "config", "best_val_l1",
     }  # fmt: skip
     assert state["config"] == cfg.to_dict() and state["step"] == 4
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["G"])

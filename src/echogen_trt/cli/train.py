@@ -1,7 +1,8 @@
 """`echogen-trt train`: the reference recipe on a CAMUS tree, resumable.
 
 A thin layer: flags override a preset (--config) which overrides the library defaults in
-`train.config.TrainConfig`; `train.loop.train` does the work. torch is imported only when the
+`train.config.TrainConfig` (on --resume the run's own config.json sits between the preset and the
+flags: `train.config.run_config`); `train.loop.train` does the work. torch is imported only when the
 command runs, so `--help` stays fast.
 """
 
@@ -17,8 +18,7 @@ from echogen_trt.train.config import (
     AMP_MODES,
     DECODER_ACTS,
     IMAGE_INTERPS,
-    load_config,
-    previous_config,
+    run_config,
 )
 
 
@@ -79,7 +79,12 @@ from echogen_trt.train.config import (
 )
 @click.option("--val-every", type=int, help="Validation interval; 0 turns it off. [default: 1000]")
 @click.option("--log-every", type=int, help="Logging interval in iterations. [default: 100]")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out (or the preset's out) from its last.pt, with the settings "
+    "of its config.json; flags given here override them, except the architecture.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def train(config_path: str | None, resume: bool, as_json: bool, **options: Any) -> None:
     """Train the Patch-cGAN generator on mask/frame pairs of a CAMUS tree.
@@ -90,13 +95,13 @@ def train(config_path: str | None, resume: bool, as_json: bool, **options: Any) 
       echogen-trt train --data data/phantom --experiment ventricle --out runs/ventricle \\
           --config configs/ventricle.json
       echogen-trt train --out runs/ventricle --resume      # continue after an interruption
+      echogen-trt train --config configs/ventricle.json --resume   # same run (its "out")
 
     Writes config.json, metrics.jsonl, step_*.pt / last.pt / best.pt and val/*.png into --out.
     """
     from echogen_trt.train.loop import train as run_train
 
-    base = previous_config(options["out"]) if resume and options["out"] else None
-    cfg = load_config(config_path, options, base=base)
+    cfg = run_config(config_path, options, resume=resume)
     summary = run_train(cfg, resume=resume).to_dict()
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -9,6 +9,7 @@ the wrong type raise ConfigError naming the key. The resolved config is saved in
 from __future__ import annotations
 
 import json
+import logging
 import types
 import typing
 from dataclasses import asdict, dataclass, fields
@@ -17,6 +18,9 @@ from typing import Any
 
 from echogen_trt.data.experiments import DEFAULT_EXPERIMENT, kept_labels
 from echogen_trt.errors import ConfigError
+from echogen_trt.fileio import write_bytes_atomic
+
+log = logging.getLogger(__name__)
 
 AMP_MODES = ("off", "bf16", "fp16")
 DECODER_ACTS = ("relu", "leaky")
@@ -110,34 +114,75 @@ def config_from_dict(values: dict[str, Any], source: str = "config") -> TrainCon
     return cfg
 
 
+def read_preset(path: str | Path | None) -> dict[str, Any]:
+    """The raw JSON object of a preset file ({} for None); ConfigError naming the file."""
+    if path is None:
+        return {}
+    try:
+        values = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config {path} | not found. Hint: presets live in configs/<experiment>.json."
+        ) from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"config {path} | not readable JSON ({err}).") from err
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"config {path} | top level is {type(values).__name__}. Expected a JSON object."
+        )
+    return values
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     base: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """Defaults <- `base` (a previous run's config) <- JSON file at `path` <- `overrides`.
+    """Defaults <- `base` <- JSON file at `path` <- `overrides`.
 
     Keys of `overrides` whose value is None are ignored (unset CLI flags).
     """
-    values: dict[str, Any] = {}
-    source = "config"
-    if path is not None:
-        source = f"config {path}"
-        try:
-            values = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(
-                f"config {path} | not found. Hint: presets live in configs/<experiment>.json."
-            ) from None
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"config {path} | not readable JSON ({err}).") from err
-        if not isinstance(values, dict):
-            raise ConfigError(
-                f"config {path} | top level is {type(values).__name__}. Expected a JSON object."
-            )
-    values = {**(base or {}), **values}
+    values = {**(base or {}), **read_preset(path)}
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return config_from_dict(values, source)
+    return config_from_dict(values, f"config {path}" if path is not None else "config")
+
+
+def resolve_out(preset: dict[str, Any], flags: dict[str, Any]) -> str:
+    """The run folder: --out, else the preset's "out", else runs/<experiment>."""
+    out = flags.get("out") or preset.get("out")
+    if out:
+        return str(out)
+    experiment = flags.get("experiment") or preset.get("experiment") or DEFAULT_EXPERIMENT
+    return str(Path("runs") / str(experiment))
+
+
+def run_config(path: str | Path | None, flags: dict[str, Any], resume: bool = False) -> TrainConfig:
+    """The config of a new or resumed run, as `echogen-trt train` resolves it.
+
+    New run: defaults <- preset <- flags. Resume: the folder is resolved first (resolve_out),
+    then defaults <- preset <- the run's own config.json <- flags, so a resumed run keeps its
+    data, split and recipe even when the preset says otherwise (a warning names each such key).
+    The loop then forces the architecture keys from the checkpoint. None flags are unset.
+    """
+    flags = {k: v for k, v in flags.items() if v is not None}
+    preset = read_preset(path)
+    out = resolve_out(preset, flags)
+    source = f"config {path}" if path is not None else "config"
+    cfg = config_from_dict({**preset, **flags, "out": out}, source)  # the preset's own errors
+    previous = previous_config(out) if resume else None
+    if previous is None:
+        return cfg
+    for key, value in preset.items():
+        if key != "out" and key not in flags and key in previous and previous[key] != value:
+            log.warning(
+                "resume: %s=%r from %s (the preset says %r; pass the flag to change it)",
+                key,
+                previous[key],
+                Path(out) / "config.json",
+                value,
+            )
+    values = {**preset, **previous, **flags, "out": out}
+    return config_from_dict(values, f"run config {Path(out) / 'config.json'}")
 
 
 def previous_config(out: str | Path) -> dict[str, Any] | None:
@@ -153,8 +198,9 @@ def previous_config(out: str | Path) -> dict[str, Any] | None:
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:
-    """Write the resolved config as indented JSON."""
-    Path(path).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    """Write the resolved config as indented JSON, atomically (a crash at run start must not
+    leave a half-written config.json that the next --resume cannot read)."""
+    write_bytes_atomic(path, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
 
 
 def _choice(source: str, key: str, value: str, valid: tuple[str, ...]) -> None:

@@ -5,7 +5,7 @@ inference mode (BN running statistics, no grad); one Adam step of D on the real 
 and a separate one on the fakes (target 0); then one G step in train mode on
 adv_weight * MSE(D(G(m), m), 1) + l1_weight * mean|G(m) - x|.
 
-Resumable exactly: the checkpoint holds both networks, both optimizers, the AMP scaler and every
+Resumable exactly: the checkpoint holds both networks, both optimizers, both AMP scalers and every
 RNG state, so on a deterministic CPU run 2n steps equal n steps + resume + n steps bit for bit.
 DDP: launch with torchrun; RANK/WORLD_SIZE turn it on, each rank samples its own batches, and only
 rank 0 logs, validates and saves.
@@ -13,17 +13,14 @@ rank 0 logs, validates and saves.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -31,20 +28,29 @@ from torch import nn
 from tqdm import tqdm
 
 from echogen_trt.data.experiments import kept_labels
-from echogen_trt.errors import CheckpointError, ConfigError, DataError, TrainingError
-from echogen_trt.metrics import fan_metrics
+from echogen_trt.errors import ConfigError, DataError
 from echogen_trt.models.factory import build_discriminator, build_generator, generator_config
 from echogen_trt.models.losses import generator_loss, lsgan_loss
+from echogen_trt.train.bookkeeping import (
+    autocast_for,
+    check_finite,
+    config_for_resume,
+    open_tensorboard,
+    prefixed,
+    prepare_out,
+    record,
+    validate,
+    write_checkpoint,
+)
 from echogen_trt.train.checkpoint import (
     FORMAT_VERSION,
     load_checkpoint,
-    prune_checkpoints,
     restore_rng,
     rng_state,
     save_checkpoint,
     unwrap,
 )
-from echogen_trt.train.config import ARCH_KEYS, TrainConfig, check_config, save_config
+from echogen_trt.train.config import TrainConfig, check_config, save_config
 
 log = logging.getLogger(__name__)
 
@@ -97,41 +103,6 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
             f"device {name!r} | CUDA is not available on this machine. Hint: pass --device cpu."
         )
     return device
-
-
-def prepare_out(cfg: TrainConfig, resume: bool) -> Path:
-    """Create and probe the run folder; refuse to overwrite a run unless resuming."""
-    out = Path(cfg.out or Path("runs") / cfg.experiment)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(
-            f"out {out} | not writable ({err.strerror or err}). Hint: choose another --out."
-        ) from err
-    has_run = (out / "last.pt").exists()
-    if resume and not has_run:
-        raise CheckpointError(
-            f"out {out} | --resume given but there is no last.pt to resume from. "
-            "Hint: drop --resume to start a new run."
-        )
-    if has_run and not resume:
-        raise ConfigError(
-            f"out {out} | already holds a run (last.pt). Hint: pass --resume to continue it, "
-            "or choose another --out."
-        )
-    return out
-
-
-def config_for_resume(cfg: TrainConfig, state: dict[str, Any]) -> TrainConfig:
-    """The architecture keys come from the checkpoint (the weights must fit the network)."""
-    saved = state.get("config", {})
-    forced = {k: saved[k] for k in ARCH_KEYS if k in saved and saved[k] != getattr(cfg, k)}
-    for key, value in forced.items():
-        log.warning("resume: %s=%r from the checkpoint (not %r)", key, value, getattr(cfg, key))
-    return replace(cfg, **forced)
 
 
 def check_data_root(data: str) -> Path:
@@ -187,26 +158,20 @@ def set_requires_grad(model: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
-    """A fresh autocast context per use (or nullcontext when AMP is off)."""
-    if cfg.amp == "off":
-        return nullcontext()
-    dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
-
-
 LOSS_NAMES = ("d_real", "d_fake", "g", "g_adv", "g_l1")
 
 
 @dataclass
 class GAN:
-    """Both networks, their training views (DDP wrappers or the modules), optimizers, scaler."""
+    """Both networks, their training views (DDP wrappers or the modules), optimizers, and one
+    AMP scaler per optimizer: `scaler` for G, `scaler_d` for D."""
 
     G: nn.Module
     D: nn.Module
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
     G_train: nn.Module
     D_train: nn.Module
 
@@ -217,7 +182,7 @@ class GAN:
 
 
 def build_gan(cfg: TrainConfig, device: torch.device) -> GAN:
-    """Seeded G and D (Keras init) on `device`, Adam optimizers and the AMP scaler."""
+    """Seeded G and D (Keras init) on `device`, Adam optimizers and their AMP scalers."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     G = build_generator(**model_options(cfg)).to(device)
@@ -231,14 +196,31 @@ def build_gan(cfg: TrainConfig, device: torch.device) -> GAN:
         opt_G=make_optimizer(G, cfg.lr_g, cfg),
         opt_D=make_optimizer(D, cfg.lr_d, cfg),
         scaler=torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16"),
+        scaler_d=torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16"),
         G_train=G,
         D_train=D,
     )
 
 
+def sample_batch(
+    masks: torch.Tensor, images: torch.Tensor, cfg: TrainConfig, sampler: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`cfg.batch_size` pairs drawn uniformly with replacement (the reference recipe)."""
+    idx = torch.randint(len(masks), (cfg.batch_size,), generator=sampler).to(masks.device)
+    m, x = masks[idx], images[idx]
+    if cfg.channels_last:
+        m, x = (t.contiguous(memory_format=torch.channels_last) for t in (m, x))
+    return m, x
+
+
 def train_step(gan: GAN, m: torch.Tensor, x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """One reference iteration on masks `m` and frames `x`; the losses (LOSS_NAMES) detached."""
-    G, D, scaler = gan.G, gan.D, gan.scaler
+    """One reference iteration on masks `m` and frames `x`; the losses (LOSS_NAMES) detached.
+
+    AMP (fp16): G and D have their own GradScaler, each updated once per step of its optimizer
+    (D steps twice per iteration and GradScaler allows one step per optimizer between updates),
+    so an overflow in one network never lowers the other's scale.
+    """
+    G, D = gan.G, gan.D
     # fakes from G in inference mode (BN running statistics), as the reference did
     G.eval()
     with torch.no_grad(), autocast_for(cfg, m.device):
@@ -251,9 +233,9 @@ def train_step(gan: GAN, m: torch.Tensor, x: torch.Tensor, cfg: TrainConfig) -> 
         gan.opt_D.zero_grad(set_to_none=True)
         with autocast_for(cfg, m.device):
             loss_d = lsgan_loss(gan.D_train(batch, m), real=is_real)
-        scaler.scale(loss_d).backward()
-        scaler.step(gan.opt_D)
-        scaler.update()
+        gan.scaler_d.scale(loss_d).backward()
+        gan.scaler_d.step(gan.opt_D)
+        gan.scaler_d.update()
         d_losses.append(loss_d.detach())
 
     # G: adversarial + L1 through the unwrapped D, frozen (its grads would be discarded)
@@ -263,9 +245,9 @@ def train_step(gan: GAN, m: torch.Tensor, x: torch.Tensor, cfg: TrainConfig) -> 
     with autocast_for(cfg, m.device):
         fake = gan.G_train(m)
         loss_g, adv, l1 = generator_loss(D(fake, m), fake, x, cfg.adv_weight, cfg.l1_weight)
-    scaler.scale(loss_g).backward()
-    scaler.step(gan.opt_G)
-    scaler.update()
+    gan.scaler.scale(loss_g).backward()
+    gan.scaler.step(gan.opt_G)
+    gan.scaler.update()
     set_requires_grad(D, True)
     return torch.stack([*d_losses, loss_g.detach(), adv.detach(), l1.detach()])
 
@@ -294,6 +276,7 @@ def checkpoint_state(
         "opt_G": gan.opt_G.state_dict(),
         "opt_D": gan.opt_D.state_dict(),
         "scaler": gan.scaler.state_dict(),
+        "scaler_d": gan.scaler_d.state_dict(),
         "step": step,
         "rng": rng_state(sampler),
         "config": cfg.to_dict(),
@@ -301,105 +284,31 @@ def checkpoint_state(
     }
 
 
+def restore_state(
+    gan: GAN, state: dict[str, Any], sampler: torch.Generator, reseed: int | None = None
+) -> tuple[int, float | None]:
+    """Load a checkpoint dict into `gan` and the RNGs; returns (step, best_val_l1).
+
+    `reseed` (DDP ranks > 0): rank 0's sampler state was saved, so the other ranks get their own
+    stream, seeded from `reseed` and the step. Checkpoints from before the per-optimizer scalers
+    hold one shared "scaler"; D starts from it too.
+    """
+    gan.G.load_state_dict(state["G"])
+    gan.D.load_state_dict(state["D"])
+    gan.opt_G.load_state_dict(state["opt_G"])
+    gan.opt_D.load_state_dict(state["opt_D"])
+    gan.scaler.load_state_dict(state["scaler"])
+    gan.scaler_d.load_state_dict(state.get("scaler_d", state["scaler"]))
+    restore_rng(state["rng"], sampler)
+    if reseed is not None:
+        sampler.manual_seed(reseed + 1_000_003 * int(state["step"]))
+    return int(state["step"]), state.get("best_val_l1")
+
+
 def model_options(cfg: TrainConfig) -> dict[str, Any]:
     return dict(
         width=cfg.width, image_size=cfg.image_size, skips=cfg.skips, decoder_act=cfg.decoder_act
     )
-
-
-def write_checkpoint(state: dict[str, Any], out: Path, keep_last: int) -> Path:
-    """step_NNNNNNN.pt plus last.pt (a hard link where possible), then prune old steps."""
-    path = save_checkpoint(state, out / f"step_{state['step']:07d}.pt")
-    tmp = out / ".last.pt.link"
-    try:
-        tmp.unlink(missing_ok=True)
-        os.link(path, tmp)
-        os.replace(tmp, out / "last.pt")
-    except OSError:
-        save_checkpoint(state, out / "last.pt")
-    prune_checkpoints(out, keep_last)
-    return path
-
-
-@torch.no_grad()
-def generate(G: nn.Module, masks: torch.Tensor, batch_size: int, cfg: TrainConfig) -> np.ndarray:
-    """G(masks) in eval mode, batched, as float32 numpy (N, H, W)."""
-    G.eval()
-    outs = []
-    for i in range(0, len(masks), batch_size):
-        m = masks[i : i + batch_size]
-        if cfg.channels_last:
-            m = m.contiguous(memory_format=torch.channels_last)
-        with autocast_for(cfg, m.device):
-            outs.append(G(m).float()[:, 0].cpu().numpy())
-    return np.concatenate(outs)
-
-
-def validation_grid(masks: np.ndarray, fakes: np.ndarray, reals: np.ndarray) -> np.ndarray:
-    """uint8 image: one column per pair, rows mask (labels x 85) / generated / real."""
-    rows = [
-        np.concatenate(list(np.clip(masks * 85, 0, 255)), axis=1),
-        np.concatenate(list(fakes * 255), axis=1),
-        np.concatenate(list(reals * 255), axis=1),
-    ]
-    return np.clip(np.rint(np.concatenate(rows, axis=0)), 0, 255).astype(np.uint8)
-
-
-def validate(
-    G: nn.Module,
-    val: tuple[torch.Tensor, torch.Tensor],
-    cfg: TrainConfig,
-    out: Path,
-    step: int,
-) -> dict[str, float]:
-    """L1 / PSNR / SSIM inside the fan over the validation pairs; writes val/step_N.png."""
-    masks, images = val
-    fakes = generate(G, masks, cfg.batch_size, cfg)
-    reals = images[:, 0].cpu().numpy()
-    metrics = fan_metrics(fakes, reals)
-    if cfg.val_images:
-        k = min(cfg.val_images, len(fakes))
-        grid = validation_grid(masks[:k, 0].cpu().numpy(), fakes[:k], reals[:k])
-        (out / "val").mkdir(exist_ok=True)
-        cv2.imwrite(str(out / "val" / f"step_{step:07d}.png"), grid)
-    return metrics
-
-
-def open_tensorboard(cfg: TrainConfig, out: Path) -> Any:
-    """A SummaryWriter when asked for and installed, else None (optional dependency)."""
-    if not cfg.tensorboard:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        log.debug("tensorboard not installed: logging to metrics.jsonl only")
-        return None
-    return SummaryWriter(str(out / "tb"))
-
-
-def record(out: Path, row: dict[str, Any], tb: Any) -> None:
-    """Append one JSON line to metrics.jsonl (and scalars to TensorBoard)."""
-    with open(out / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
-    if tb is not None:
-        for key, value in row.items():
-            if key != "step" and isinstance(value, (int, float)):
-                tb.add_scalar(key, value, row["step"])
-
-
-def prefixed(metrics: dict[str, float]) -> dict[str, float]:
-    return {f"val_{k}": v for k, v in metrics.items()}
-
-
-def check_finite(losses: dict[str, float], step: int, out: Path) -> None:
-    bad = {k: v for k, v in losses.items() if not np.isfinite(v)}
-    if bad:
-        last = out / "last.pt"
-        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was saved"
-        raise TrainingError(
-            f"training step {step} | non-finite loss {bad}. Expected finite losses; {kept}. "
-            "Hint: lower --lr, turn AMP off, or check the data for NaN values."
-        )
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -468,15 +377,7 @@ def run_training(
     sampler = torch.Generator().manual_seed(cfg.seed + rank)
     step, best_val_l1 = 0, None
     if state is not None:
-        gan.G.load_state_dict(state["G"])
-        gan.D.load_state_dict(state["D"])
-        gan.opt_G.load_state_dict(state["opt_G"])
-        gan.opt_D.load_state_dict(state["opt_D"])
-        gan.scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"], sampler)
-        if rank:  # rank 0's sampler state was saved: give the others their own stream
-            sampler.manual_seed(cfg.seed + rank + 1_000_003 * int(state["step"]))
-        step, best_val_l1 = int(state["step"]), state.get("best_val_l1")
+        step, best_val_l1 = restore_state(gan, state, sampler, cfg.seed + rank if rank else None)
         log.info("resumed %s at step %d", out / "last.pt", step)
     if world > 1:
         gan.wrap_ddp(device)
@@ -502,11 +403,7 @@ def run_training(
 
     # -- the loop
     while step < cfg.iters:
-        idx = torch.randint(len(masks), (cfg.batch_size,), generator=sampler).to(device)
-        m, x = masks[idx], images[idx]
-        if cfg.channels_last:
-            m, x = (t.contiguous(memory_format=torch.channels_last) for t in (m, x))
-
+        m, x = sample_batch(masks, images, cfg, sampler)
         losses = dict(zip(LOSS_NAMES, train_step(gan, m, x, cfg).tolist(), strict=True))
         step += 1
         check_finite(losses, step, out)

@@ -1,0 +1,169 @@
+"""Run-folder bookkeeping for the training loop: the run folder and resume checks, validation,
+metric records, checkpoint rotation.
+
+Kept apart from train/loop.py so the loop reads top to bottom; nothing here changes what is
+learned. Every file except the appended metrics.jsonl is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import nullcontext
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from echogen_trt.errors import CheckpointError, ConfigError, TrainingError
+from echogen_trt.fileio import write_bytes_atomic
+from echogen_trt.metrics import fan_metrics
+from echogen_trt.train.checkpoint import prune_checkpoints, save_checkpoint
+from echogen_trt.train.config import ARCH_KEYS, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
+    """A fresh autocast context per use (or nullcontext when AMP is off)."""
+    if cfg.amp == "off":
+        return nullcontext()
+    dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def prepare_out(cfg: TrainConfig, resume: bool) -> Path:
+    """Create and probe the run folder; refuse to overwrite a run unless resuming."""
+    out = Path(cfg.out or Path("runs") / cfg.experiment)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"out {out} | not writable ({err.strerror or err}). Hint: choose another --out."
+        ) from err
+    has_run = (out / "last.pt").exists()
+    if resume and not has_run:
+        raise CheckpointError(
+            f"out {out} | --resume given but there is no last.pt to resume from. "
+            "Hint: drop --resume to start a new run."
+        )
+    if has_run and not resume:
+        raise ConfigError(
+            f"out {out} | already holds a run (last.pt). Hint: pass --resume to continue it, "
+            "or choose another --out."
+        )
+    return out
+
+
+def config_for_resume(cfg: TrainConfig, state: dict[str, Any]) -> TrainConfig:
+    """The architecture keys come from the checkpoint (the weights must fit the network)."""
+    saved = state.get("config", {})
+    forced = {k: saved[k] for k in ARCH_KEYS if k in saved and saved[k] != getattr(cfg, k)}
+    for key, value in forced.items():
+        log.warning("resume: %s=%r from the checkpoint (not %r)", key, value, getattr(cfg, key))
+    return replace(cfg, **forced)
+
+
+def write_checkpoint(state: dict[str, Any], out: Path, keep_last: int) -> Path:
+    """step_NNNNNNN.pt plus last.pt (a hard link where possible), then prune old steps."""
+    path = save_checkpoint(state, out / f"step_{state['step']:07d}.pt")
+    tmp = out / ".last.pt.link"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(path, tmp)
+        os.replace(tmp, out / "last.pt")
+    except OSError:
+        save_checkpoint(state, out / "last.pt")
+    prune_checkpoints(out, keep_last)
+    return path
+
+
+@torch.no_grad()
+def generate(G: nn.Module, masks: torch.Tensor, batch_size: int, cfg: TrainConfig) -> np.ndarray:
+    """G(masks) in eval mode, batched, as float32 numpy (N, H, W)."""
+    G.eval()
+    outs = []
+    for i in range(0, len(masks), batch_size):
+        m = masks[i : i + batch_size]
+        if cfg.channels_last:
+            m = m.contiguous(memory_format=torch.channels_last)
+        with autocast_for(cfg, m.device):
+            outs.append(G(m).float()[:, 0].cpu().numpy())
+    return np.concatenate(outs)
+
+
+def validation_grid(masks: np.ndarray, fakes: np.ndarray, reals: np.ndarray) -> np.ndarray:
+    """uint8 image: one column per pair, rows mask (labels x 85) / generated / real."""
+    rows = [
+        np.concatenate(list(np.clip(masks * 85, 0, 255)), axis=1),
+        np.concatenate(list(fakes * 255), axis=1),
+        np.concatenate(list(reals * 255), axis=1),
+    ]
+    return np.clip(np.rint(np.concatenate(rows, axis=0)), 0, 255).astype(np.uint8)
+
+
+def validate(
+    G: nn.Module,
+    val: tuple[torch.Tensor, torch.Tensor],
+    cfg: TrainConfig,
+    out: Path,
+    step: int,
+) -> dict[str, float]:
+    """L1 / PSNR / SSIM inside the fan over the validation pairs; writes val/step_N.png."""
+    masks, images = val
+    fakes = generate(G, masks, cfg.batch_size, cfg)
+    reals = images[:, 0].cpu().numpy()
+    metrics = fan_metrics(fakes, reals)
+    if cfg.val_images:
+        k = min(cfg.val_images, len(fakes))
+        grid = validation_grid(masks[:k, 0].cpu().numpy(), fakes[:k], reals[:k])
+        ok, png = cv2.imencode(".png", grid)
+        if ok:
+            write_bytes_atomic(out / "val" / f"step_{step:07d}.png", png.tobytes())
+    return metrics
+
+
+def open_tensorboard(cfg: TrainConfig, out: Path) -> Any:
+    """A SummaryWriter when asked for and installed, else None (optional dependency)."""
+    if not cfg.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.debug("tensorboard not installed: logging to metrics.jsonl only")
+        return None
+    return SummaryWriter(str(out / "tb"))
+
+
+def record(out: Path, row: dict[str, Any], tb: Any) -> None:
+    """Append one JSON line to metrics.jsonl (and scalars to TensorBoard)."""
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    if tb is not None:
+        for key, value in row.items():
+            if key != "step" and isinstance(value, (int, float)):
+                tb.add_scalar(key, value, row["step"])
+
+
+def prefixed(metrics: dict[str, float]) -> dict[str, float]:
+    return {f"val_{k}": v for k, v in metrics.items()}
+
+
+def check_finite(losses: dict[str, float], step: int, out: Path) -> None:
+    """TrainingError naming the step and the last good checkpoint on a NaN/inf loss."""
+    bad = {k: v for k, v in losses.items() if not np.isfinite(v)}
+    if bad:
+        last = out / "last.pt"
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was saved"
+        raise TrainingError(
+            f"training step {step} | non-finite loss {bad}. Expected finite losses; {kept}. "
+            "Hint: lower --lr, turn AMP off, or check the data for NaN values."
+        )

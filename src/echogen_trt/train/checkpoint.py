@@ -1,9 +1,10 @@
 """Checkpoints: one dict that can rebuild the generator alone and resume training exactly.
 
 Keys: format_version, model_config, disc_config, experiment, kept_labels, image_size, G, D, opt_G,
-opt_D, scaler, step, rng, config, best_val_l1. Everything is a tensor, a container or a plain
-Python value, so `torch.load(weights_only=True)` reads it (no pickled classes). Files are written
-to a temporary name and moved into place with os.replace, so a crash never leaves half a file.
+opt_D, scaler (G's AMP scaler), scaler_d (D's), step, rng, config, best_val_l1. Everything is a
+tensor, a container or a plain Python value, so `torch.load(weights_only=True)` reads it (no
+pickled classes). Files are written to a temporary name and moved into place with os.replace, so
+a crash never leaves half a file.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def generator_state(
 ) -> dict[str, Any]:
     """A minimal loadable checkpoint holding only the generator (for export tests and tools).
 
-    Training checkpoints add D, the optimizers, the scaler, RNG states and the config.
+    Training checkpoints add D, the optimizers, the two AMP scalers, RNG states and the config.
     """
     from echogen_trt.data.experiments import kept_labels
 

@@ -86,3 +86,19 @@ def _exit_code(argv: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def test_under_torchrun_only_rank_0_reports(monkeypatch, tmp_path: Path) -> None:
+    """Other ranks neither validate nor save, so their summary has no best checkpoint: printing
+    it crashed every rank but 0 (found by running the README's torchrun command)."""
+    from echogen_trt.train import loop
+
+    class Summary:
+        def to_dict(self) -> dict[str, object]:
+            return {"best_checkpoint": None, "best_val_l1": None, "val": {}}
+
+    monkeypatch.setattr(loop, "train", lambda cfg, resume=False: Summary())
+    monkeypatch.setenv("RANK", "1")
+    result = CliRunner().invoke(cli, ["train", "--data", str(tmp_path), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""

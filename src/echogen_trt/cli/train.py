@@ -9,6 +9,7 @@ command runs, so `--help` stays fast.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
@@ -103,6 +104,8 @@ def train(config_path: str | None, resume: bool, as_json: bool, **options: Any) 
 
     cfg = run_config(config_path, options, resume=resume)
     summary = run_train(cfg, resume=resume).to_dict()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun only rank 0 reports (it alone validates and saves)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

@@ -89,7 +89,7 @@ def resolve_split(root: Path, source: str = "auto") -> dict[str, list[str]]:
     if source == "auto":
         has_files = all((root / SPLIT_DIR / name).is_file() for name in SPLIT_FILES.values())
         source = "official" if has_files else "reference"
-        logger.info("split source for %s: %s", root, source)
+        logger.debug("split source for %s: %s", root, source)
     if source == "official":
         return official_split(root)
     if source == "reference":

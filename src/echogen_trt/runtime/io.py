@@ -111,19 +111,12 @@ def _read_npy(p: Path) -> np.ndarray:
 
 
 def _read_medical(p: Path, suffix: str) -> np.ndarray:
-    """CAMUS masks: MetaImage via SimpleITK (display order), NIfTI via nibabel (transposed)."""
+    """CAMUS masks, in display order by the data layer's reader (one place knows orientation)."""
     if p.stat().st_size == 0:
         raise InputMismatch(f"{p} | empty file. Expected a {suffix} mask.")
-    if suffix == ".mhd":
-        import SimpleITK as sitk
+    from echogen_trt.data.camus import read_medical
 
-        return np.asarray(sitk.GetArrayFromImage(sitk.ReadImage(str(p))))
-    import nibabel as nib
-
-    stored = np.squeeze(np.asarray(nib.load(str(p)).dataobj))  # type: ignore[attr-defined]
-    if stored.ndim != 2:
-        return stored  # _to_2d reports the shape
-    return np.ascontiguousarray(stored.T)  # nibabel gives (W, H): apex back to the top
+    return read_medical(p)[0]
 
 
 def _to_2d(array: np.ndarray, p: Path) -> np.ndarray:

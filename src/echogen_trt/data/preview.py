@@ -20,6 +20,7 @@ from echogen_trt.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 # BGR colours: background black, LV red, myocardium green, LA blue (as in most CAMUS figures).
+# The one palette: contact sheets, demo reports and `generate --overlay` all use it.
 PALETTE = np.array([[0, 0, 0], [60, 60, 230], [60, 200, 60], [230, 120, 40]], np.uint8)
 
 
@@ -55,17 +56,6 @@ def contact_sheet(
     if not cv2.imwrite(str(out), np.vstack(rows)):
         raise DataError(f"contact sheet {out} | could not be written. Hint: use a .png path.")
     logger.info("contact sheet with %d pairs written to %s", len(cells), out)
-    return out
-
-
-def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The image in BGR with the mask's label boundaries drawn over it (for checking alignment)."""
-    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    for label in (1, 2, 3):
-        edges = cv2.morphologyEx(
-            (mask == label).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3))
-        )
-        out[edges > 0] = PALETTE[label]
     return out
 
 

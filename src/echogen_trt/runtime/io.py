@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from echogen_trt.data.experiments import MAX_LABEL
+from echogen_trt.data.preview import PALETTE
 from echogen_trt.errors import InputMismatch
 from echogen_trt.fileio import write_bytes_atomic
 
@@ -24,11 +25,9 @@ MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".npy", ".mhd", ".nii", ".nii.
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
 # Masks saved for viewing spread labels 0..3 over the full range: 0, 85, 170, 255 (8 bit).
 _SCALES = {np.dtype(np.uint8): 255 // MAX_LABEL, np.dtype(np.uint16): 65535 // MAX_LABEL}
-# BGR colours per label for the mask panel and the contours (LV red, MYO green, LA blue).
+# BGR colours per label for the mask panel and the contours: the data layer's palette.
 LABEL_COLOURS_BGR: dict[int, tuple[int, int, int]] = {
-    1: (60, 60, 230),
-    2: (60, 200, 60),
-    3: (230, 140, 40),
+    label: (int(b), int(g), int(r)) for label, (b, g, r) in enumerate(PALETTE) if label
 }
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from echogen_trt.errors import InputMismatch
-from echogen_trt.metrics import fan_mask, fan_metrics, ssim_map
+from echogen_trt.metrics import fan_mask, fan_metrics, outside_fan_saturation, ssim_map
 
 
 @pytest.fixture
@@ -66,3 +66,21 @@ def test_bad_inputs_raise(real) -> None:
         fan_mask(np.stack([real[0], np.zeros_like(real[0])]))
     with pytest.raises(InputMismatch, match=r"pred \| shape \(48,\) not supported"):
         fan_metrics(real[0, 0], real[0, 0])
+
+
+def test_outside_fan_saturation_counts_bright_background_only(real) -> None:
+    pred = real.copy()
+    assert outside_fan_saturation(pred, real) == 0.0
+    n_out = real[0].size - 32 * 32
+    pred[:, 0, :10] = 0.95  # 10 bright background pixels per image
+    pred[:, 1, :10] = 0.85  # below the 0.9 level: not saturated
+    assert outside_fan_saturation(pred, real) == pytest.approx(10 / n_out)
+
+
+def test_outside_fan_saturation_ignores_dark_holes_inside_the_fan(real) -> None:
+    holed = real.copy()
+    holed[:, 20:24, 20:24] = 0.0  # a black pixel inside the sector is not background
+    pred = holed.copy()
+    pred[:, 20:24, 20:24] = 1.0
+    assert outside_fan_saturation(pred, holed) == 0.0
+    assert outside_fan_saturation(pred * 255, holed * 255, data_range=255.0) == 0.0

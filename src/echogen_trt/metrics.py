@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from echogen_trt.errors import InputMismatch
 
@@ -90,3 +91,32 @@ def fan_metrics(
         psnrs.append(float("inf") if mse == 0 else 10.0 * np.log10(data_range**2 / mse))
         ssims.append(float(np.mean(ssim_map(pi, ri, data_range)[fi])))
     return {"l1": float(np.mean(l1s)), "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
+
+
+SATURATION_LEVEL = 0.9  # of data_range: "white" in a region where every real frame is black
+
+
+def outside_fan_saturation(
+    pred: np.ndarray,
+    real: np.ndarray,
+    mask: np.ndarray | None = None,
+    data_range: float = 1.0,
+    level: float = SATURATION_LEVEL,
+) -> float:
+    """Fraction of the pixels outside the fan where `pred` > `level` x `data_range`.
+
+    Outside the sector every real frame is exactly black, so any bright pixel there is an artefact
+    (the saturated apex blob of issue 10). The fan's holes (dark pixels inside the sector) are
+    filled first, so only the true background counts. 0.0 when no pixel lies outside the fan.
+    """
+    p = _as_batch(pred, "pred")
+    fan = fan_mask(real, mask)
+    if p.shape != fan.shape:
+        raise InputMismatch(
+            f"pred | shape {p.shape} differs from real {fan.shape}. Expected the same shape."
+        )
+    outside = ~np.stack([ndimage.binary_fill_holes(f) for f in fan])
+    n_out = int(outside.sum())
+    if n_out == 0:
+        return 0.0
+    return float(np.count_nonzero(p[outside] > level * data_range) / n_out)

@@ -21,7 +21,7 @@ from echogen_trt.demo import DemoConfig, run_demo
 from echogen_trt.demo.config import MIN_ITERS
 from echogen_trt.demo.steps import iterations_for, measure_speed
 from echogen_trt.errors import ConfigError, DataError
-from echogen_trt.metrics import fan_metrics
+from echogen_trt.metrics import fan_metrics, outside_fan_saturation
 
 TINY = ["--patients", "6", "--image-size", "64", "--width", "4", "--iters", "10",
         "--batch-size", "2", "--bench-batches", "1,2", "--bench-seconds", "0.02",
@@ -105,7 +105,10 @@ def test_reported_metrics_are_the_frames_against_the_real_images(
         cv2.imread(str(out / "frames" / f"{p}_4CH_ED.png"), cv2.IMREAD_GRAYSCALE) / 255.0
         for p in pairs.patients
     ])  # fmt: skip
-    expected = fan_metrics(fakes, pairs.images)
+    expected = {
+        **fan_metrics(fakes, pairs.images),
+        "sat_out": outside_fan_saturation(fakes, pairs.images),
+    }
     assert summary["metrics"]["trained"] == pytest.approx(expected)
     assert set(summary["metrics"]) == {"trained", "untrained"}
     sheet = cv2.imread(str(out / "contact_sheet.png"))

@@ -35,6 +35,9 @@ class ModelMeta:
     checkpoint_sha256: str = ""
     package_version: str = ""
     model_config: dict[str, object] = field(default_factory=dict)
+    # training-recipe choices that change what the model learned, e.g. {"output_bias":
+    # "target_mean"}; {"output_bias": "zero"} is the paper's reference recipe (README)
+    recipe: dict[str, object] = field(default_factory=dict)
 
     def to_props(self) -> dict[str, str]:
         """Flat string map for ONNX metadata_props (every value JSON-encoded)."""

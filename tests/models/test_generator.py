@@ -129,9 +129,24 @@ def test_factory_builds_from_a_complete_model_config() -> None:
         "image_size": 64,
         "skips": False,
         "decoder_act": "relu",
+        "out_bias": 0.0,
     }
     g = build_generator(**cfg)
     assert isinstance(g, Generator) and g.image_size == 64
+
+
+def test_out_bias_sets_only_the_output_convs_initial_bias() -> None:
+    torch.manual_seed(0)
+    ref = Generator(width=4, image_size=64)
+    torch.manual_seed(0)
+    shifted = Generator(width=4, image_size=64, out_bias=-2.2)
+    assert ref.out.bias.item() == 0.0 and shifted.out.bias.item() == pytest.approx(-2.2)
+    for (name, a), (_, b) in zip(ref.state_dict().items(), shifted.state_dict().items()):
+        if name != "out.bias":
+            assert torch.equal(a, b), name  # same seed: every other weight is identical
+    mask = torch.zeros(1, 1, 64, 64)
+    with torch.no_grad():
+        assert shifted.eval()(mask).mean() < ref.eval()(mask).mean()
 
 
 def test_factory_errors_list_the_valid_names() -> None:

@@ -67,6 +67,12 @@ def tiny_pairs() -> tuple[SimpleNamespace, SimpleNamespace]:
     return train, valid
 
 
+@pytest.fixture(scope="session")
+def blob_pairs() -> tuple[SimpleNamespace, SimpleNamespace]:
+    """(train, test) phantom pairs at 64x64: 16 and 4 patients (issue 10's blob test)."""
+    return pair_arrays(16, 64, seed=0), pair_arrays(4, 64, seed=3)
+
+
 def write_tree(root: Path, n_train: int = 3, n_valid: int = 2) -> Path:
     """A NIfTI-layout CAMUS tree of structured pairs with official split files."""
     rng = np.random.default_rng(7)

@@ -19,6 +19,7 @@ from echogen_trt.train.config import (
     AMP_MODES,
     DECODER_ACTS,
     IMAGE_INTERPS,
+    OUTPUT_BIASES,
     run_config,
 )
 
@@ -58,6 +59,12 @@ from echogen_trt.train.config import (
 )
 @click.option(
     "--decoder-act", type=click.Choice(DECODER_ACTS), help="'relu' (code) or 'leaky' (paper)."
+)
+@click.option(
+    "--output-bias",
+    type=click.Choice(OUTPUT_BIASES),
+    help="Initial bias of G's output conv: 'target_mean' (prevents the saturated apex blob) or "
+    "'zero' (the paper's reference recipe, bit for bit). [default: target_mean]",
 )
 @click.option(
     "--image-interp",

@@ -157,6 +157,7 @@ def meta_from_info(info: dict[str, Any], *, fused_io: bool = False) -> ModelMeta
         checkpoint_sha256=str(info.get("sha256", "")),
         package_version=__version__,
         model_config=dict(info.get("model_config", {})),
+        recipe=dict(info.get("recipe", {})),
     )
 
 

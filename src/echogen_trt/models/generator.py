@@ -113,6 +113,10 @@ class Generator(nn.Module):
 
     skips=True concatenates each encoder output onto the decoder input of the same size (U-Net);
     the reference has none. decoder_act="leaky" follows the paper's text instead of the code.
+    out_bias is the initial bias of the output conv (the logit every pixel starts at): Keras
+    starts it at 0 (output 0.5 everywhere); training passes the logit of the mean target
+    (train.config output_bias="target_mean") so that no pixel starts on the saturating side of
+    the sigmoid. It only sets the initial value; trained weights carry their own bias.
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class Generator(nn.Module):
         image_size: int = 256,
         skips: bool = False,
         decoder_act: str = "relu",
+        out_bias: float = 0.0,
     ) -> None:
         super().__init__()
         if decoder_act not in DECODER_ACTS:
@@ -152,6 +157,8 @@ class Generator(nn.Module):
         self.last_up = up_conv(c_in, out_channels)  # u7, linear
         self.out = same_conv(out_channels, out_channels)
         self.apply(init_keras)
+        if self.out.bias is not None:
+            nn.init.constant_(self.out.bias, out_bias)
 
     def forward(self, mask: torch.Tensor) -> torch.Tensor:
         x = mask

@@ -171,7 +171,7 @@ def load_generator(
     path: str | os.PathLike[str], map_location: Any = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
     """(generator in eval mode, info) with info keys model_config, experiment, kept_labels,
-    image_size, step, sha256 (of the file), the provenance export records."""
+    image_size, step, sha256 (of the file), recipe: the provenance export records."""
     state = load_checkpoint(path, map_location=map_location)
     device = map_location if isinstance(map_location, (str, torch.device)) else "cpu"
     model = generator_from_state(state, source=str(path)).to(device).eval()
@@ -182,5 +182,13 @@ def load_generator(
         "image_size": int(state["image_size"]),
         "step": int(state.get("step", 0)),
         "sha256": file_sha256(path),
+        "recipe": recipe_of(state),
     }
     return model, info
+
+
+def recipe_of(state: dict[str, Any]) -> dict[str, Any]:
+    """The recipe choices that shaped the weights; checkpoints from before the option existed
+    were trained with the reference's zero output bias."""
+    config = state.get("config") or {}
+    return {"output_bias": str(config.get("output_bias", "zero"))}

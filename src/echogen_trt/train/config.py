@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 AMP_MODES = ("off", "bf16", "fp16")
 DECODER_ACTS = ("relu", "leaky")
 IMAGE_INTERPS = ("nearest", "area", "linear")
+# Initial bias of G's output conv. "zero" is the Keras reference (bit for bit the paper's code);
+# "target_mean" starts every pixel at the mean training target, which keeps the sigmoid out of
+# saturation early on and prevents the white apex blob (issue 10; README "Which recipe").
+OUTPUT_BIASES = ("target_mean", "zero")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class TrainConfig:
     image_size: int = 256
     skips: bool = False  # U-Net skips; the reference has none
     decoder_act: str = "relu"  # "leaky" follows the paper's wording
+    output_bias: str = "target_mean"  # "zero": the reference's init (README: which recipe)
     # optimisation (reference recipe)
     iters: int = 100_000
     batch_size: int = 8  # sampled with replacement
@@ -216,6 +221,7 @@ def check_config(cfg: TrainConfig, source: str = "config") -> None:
     _choice(source, "amp", cfg.amp, AMP_MODES)
     _choice(source, "decoder_act", cfg.decoder_act, DECODER_ACTS)
     _choice(source, "image_interp", cfg.image_interp, IMAGE_INTERPS)
+    _choice(source, "output_bias", cfg.output_bias, OUTPUT_BIASES)
     positive = (
         "iters",
         "batch_size",

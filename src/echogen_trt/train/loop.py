@@ -163,8 +163,9 @@ LOSS_NAMES = ("d_real", "d_fake", "g", "g_adv", "g_l1")
 
 @dataclass
 class GAN:
-    """Both networks, their training views (DDP wrappers or the modules), optimizers, and one
-    AMP scaler per optimizer: `scaler` for G, `scaler_d` for D."""
+    """Both networks, their training views (DDP wrappers or the modules), optimizers, one AMP
+    scaler per optimizer (`scaler` for G, `scaler_d` for D) and G's model_config (checkpoints
+    record it so that `build_generator(**model_config)` rebuilds G)."""
 
     G: nn.Module
     D: nn.Module
@@ -174,6 +175,7 @@ class GAN:
     scaler_d: torch.amp.GradScaler
     G_train: nn.Module
     D_train: nn.Module
+    model_config: dict[str, Any] = field(default_factory=dict)
 
     def wrap_ddp(self, device: torch.device) -> None:
         ids = [device.index] if device.type == "cuda" else None
@@ -181,11 +183,27 @@ class GAN:
         self.D_train = nn.parallel.DistributedDataParallel(self.D, device_ids=ids)
 
 
-def build_gan(cfg: TrainConfig, device: torch.device) -> GAN:
-    """Seeded G and D (Keras init) on `device`, Adam optimizers and their AMP scalers."""
+def output_bias_for(cfg: TrainConfig, images: torch.Tensor | np.ndarray | None) -> float:
+    """G's initial output bias: 0 (Keras) or the logit of the mean training target.
+
+    With a zero bias every pixel starts at 0.5; pixels pushed up early (the bright near field
+    at the fan apex) run into the flat end of the sigmoid, where L1's gradient vanishes, and
+    stay white (the apex blob). Starting at the mean target (about 0.1 for echo) avoids that.
+    """
+    if cfg.output_bias == "zero" or images is None:
+        return 0.0
+    mean = float(images.mean())
+    mean = min(max(mean, 1e-3), 1 - 1e-3)
+    return round(float(np.log(mean / (1 - mean))), 6)
+
+
+def build_gan(cfg: TrainConfig, device: torch.device, out_bias: float = 0.0) -> GAN:
+    """Seeded G and D (Keras init, G's output bias `out_bias`) on `device`, Adam optimizers
+    and their AMP scalers."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    G = build_generator(**model_options(cfg)).to(device)
+    model_config = generator_config(**model_options(cfg), out_bias=out_bias)
+    G = build_generator(**model_config).to(device)
     D = build_discriminator(width=cfg.width).to(device)
     if cfg.channels_last:
         G = G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -199,6 +217,7 @@ def build_gan(cfg: TrainConfig, device: torch.device) -> GAN:
         scaler_d=torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16"),
         G_train=G,
         D_train=D,
+        model_config=model_config,
     )
 
 
@@ -266,7 +285,7 @@ def checkpoint_state(
     """The checkpoint dict (format documented in train/checkpoint.py), from unwrapped modules."""
     return {
         "format_version": FORMAT_VERSION,
-        "model_config": generator_config(**model_options(cfg)),
+        "model_config": gan.model_config,
         "disc_config": {"arch": "patchgan", "in_channels": 2, "width": cfg.width},
         "experiment": cfg.experiment,
         "kept_labels": list(kept_labels(cfg.experiment)),
@@ -373,7 +392,8 @@ def run_training(
     n_valid = 0 if valid_set is None else len(val[0])
 
     # -- models, optimizers, scaler, sampler
-    gan = build_gan(cfg, device)
+    out_bias = (state or {}).get("model_config", {}).get("out_bias")
+    gan = build_gan(cfg, device, output_bias_for(cfg, images) if out_bias is None else out_bias)
     sampler = torch.Generator().manual_seed(cfg.seed + rank)
     step, best_val_l1 = 0, None
     if state is not None:

@@ -33,6 +33,7 @@ def meta_from_info(info: dict[str, Any]) -> ModelMeta:
         step=int(info.get("step", 0)),
         checkpoint_sha256=str(info.get("sha256", "")),
         model_config=dict(info.get("model_config", {})),
+        recipe=dict(info.get("recipe", {})),
     )
 
 

@@ -141,7 +141,9 @@ def test_out_bias_sets_only_the_output_convs_initial_bias() -> None:
     torch.manual_seed(0)
     shifted = Generator(width=4, image_size=64, out_bias=-2.2)
     assert ref.out.bias.item() == 0.0 and shifted.out.bias.item() == pytest.approx(-2.2)
-    for (name, a), (_, b) in zip(ref.state_dict().items(), shifted.state_dict().items()):
+    for (name, a), (_, b) in zip(
+        ref.state_dict().items(), shifted.state_dict().items(), strict=True
+    ):
         if name != "out.bias":
             assert torch.equal(a, b), name  # same seed: every other weight is identical
     mask = torch.zeros(1, 1, 64, 64)

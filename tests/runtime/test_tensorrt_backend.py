@@ -127,7 +127,7 @@ def test_dla_engine_runs_at_its_static_batch(models, tmp_path):
 def test_dla_engine_is_loaded_on_the_core_it_was_built_for(models, tmp_path):
     """IRuntime.DLA_core picks the core a deserialized engine runs on; the provenance has it."""
     cuda = FakeCuda(devices=[FAKE_JETSON])
-    engine, trt, cuda = make_engine(models.onnx, tmp_path, "10.3.0", cuda, dla_cores=2,
+    engine, trt, cuda = make_engine(models.onnx, tmp_path, "8.5.2", cuda, dla_cores=2,
                                     target="jetson", dla_core=1, max_batch=None)  # fmt: skip
     with TensorRTBackend(engine, trt=trt, cuda=cuda):
         pass
@@ -136,7 +136,7 @@ def test_dla_engine_is_loaded_on_the_core_it_was_built_for(models, tmp_path):
 
 def test_close_frees_tensorrt_objects_inside_the_cuda_binding(models, tmp_path):
     """Context, engine and runtime free device memory: in their CUDA context (pycuda, device 1)."""
-    engine, trt, cuda = make_engine(models.onnx, tmp_path)
+    engine, trt, cuda = make_engine(models.onnx, tmp_path, "8.5.2")
     with TensorRTBackend(engine, trt=trt, cuda=cuda) as backend:
         backend.infer({"mask": float_masks(1)})
     gc.collect()
@@ -145,7 +145,7 @@ def test_close_frees_tensorrt_objects_inside_the_cuda_binding(models, tmp_path):
 
 def test_second_backend_reports_tensorrt_errors(models, tmp_path):
     """One global logger in TensorRT: the second backend's deserialization error must show."""
-    engine, trt, cuda = make_engine(models.onnx, tmp_path)
+    engine, trt, cuda = make_engine(models.onnx, tmp_path, "8.5.2")
     first = TensorRTBackend(engine, trt=trt, cuda=cuda).open()
     bad = tmp_path / "bad.engine"
     bad.write_bytes(b"not an engine")

@@ -372,8 +372,8 @@ def get_cuda_api(prefer: str | None = None) -> CudaApi:
             unreachable.append((api, err))
             continue
         if unreachable:
-            first, err = unreachable[0]
-            log.warning("using %s: %s cannot talk to the driver (%s)", api.name, first.name, err)
+            first, why = unreachable[0]
+            log.warning("using %s: %s cannot talk to the driver (%s)", api.name, first.name, why)
         return api
     if unreachable:
         return unreachable[0][0]

@@ -5,10 +5,10 @@ Jetson is told from an ARM server (SBSA: GH200, DGX Spark) by the kernel: L4T's 
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 

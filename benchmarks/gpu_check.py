@@ -62,9 +62,9 @@ class _DeviceView:
     """A raw device pointer as a torch tensor source (__cuda_array_interface__ v3)."""
 
     def __init__(self, ptr: int, count: int, dtype: np.dtype[Any]) -> None:
+        # no "stream" key: the consumer does not synchronise; our stream orders the work
         self.__cuda_array_interface__ = {
-            "shape": (count,), "typestr": dtype.str, "data": (ptr, False), "version": 3,
-            "stream": None,
+            "shape": (count,), "typestr": dtype.str, "data": (ptr, False), "version": 2,
         }  # fmt: skip
 
 

@@ -10,12 +10,17 @@ on):
 - the ONNX parser needs an EXPLICIT_BATCH network on 8.x and reports one error per unsupported
   node (op list: `echogen_trt.export.ops.supported_ops()`), with `desc()`/`node()`;
 - the builder fails (logs an error, returns None) for FP16 on a strongly typed network, a
-  dynamic input without an optimization profile, a profile outside its bounds, DLA without FP16
-  or with dynamic shapes or a missing core, a cancelled progress monitor;
+  dynamic input without an optimization profile, a profile outside its bounds, a missing DLA
+  core, a cancelled progress monitor (DLA's FP16 and static-shape needs are asserted on the
+  recorded build, not re-implemented);
+- BuilderFlag.TF32 is on in a new config, as in TensorRT; one global logger (the first
+  Builder/Runtime's); Myelin-fused layers in the inspector output (10.x: a ForeignNode region,
+  11.x: "_myl" kernels with "Datatype"); no DLA in 11.0-11.3; an 8.5 inspector that does not
+  keep its engine alive; engines/contexts/runtimes that must be freed inside a CUDA binding;
 - layer precisions follow the typing rules (weak typing + FP16 flag -> Half, strong typing ->
   the ONNX tensor types); `fp16_kernels=False` simulates a "silent FP32" build;
 - the inspector's JSON uses the 10.x schema ("Format/Datatype", "Bindings") or the 11.x one
-  ("DataType"/"Format", "I/O Tensors");
+  ("Datatype"/"Format", "I/O Tensors");
 - the serialized engine embeds the ONNX bytes; `Runtime` refuses a plan from another TensorRT
   version or another GPU architecture; `execute_async_v3` runs ONNX Runtime on the bytes found
   at the bound device addresses of a `FakeCuda`, queued on the stream like a real kernel.
@@ -588,20 +593,8 @@ def _build_error(st: _State, network: Any, config: Any, rec: BuildRecord) -> str
             if any(s != -1 and s not in (a, b) for s, a, b in zip(tensor.shape, low, high,
                                                                  strict=True)):  # fmt: skip
                 return f"profile for '{tensor.name}' does not match its static dimensions"
-    if rec.device_type == "DLA":
-        return _dla_error(st, network, config, rec)
-    return _monitor(st, config, rec)
-
-
-def _dla_error(st: _State, network: Any, config: Any, rec: BuildRecord) -> str | None:
-    if not 0 <= rec.dla_core < st.dla_cores:
+    if rec.device_type == "DLA" and not 0 <= rec.dla_core < st.dla_cores:
         return f"DLA core {rec.dla_core} requested, but only {st.dla_cores} available"
-    fp16 = _fp16_flag(st, config) or (network._strongly_typed and _onnx_is_fp16(network))
-    if not fp16:
-        return "DLA requires FP16 or INT8 precision (layers cannot run on DLA in FP32)"
-    for profile in config._profiles:
-        if any(low != high for low, _, high in profile._shapes.values()):
-            return "DLA does not support dynamic shapes: set min == opt == max"
     return _monitor(st, config, rec)
 
 
@@ -618,10 +611,6 @@ def _monitor(st: _State, config: Any, rec: BuildRecord) -> str | None:
     for phase in reversed(rec.progress_phases):
         monitor.phase_finish(phase)
     return None
-
-
-def _onnx_is_fp16(network: Any) -> bool:
-    return any(i.data_type == onnx.TensorProto.FLOAT16 for i in network._proto.graph.initializer)
 
 
 def _value_types(proto: onnx.ModelProto) -> dict[str, int]:

@@ -97,7 +97,8 @@ def _cuda_bindings() -> Check:
             False,
             "neither cuda-python nor pycuda",
             "the TensorRT backend's buffers and streams",
-            "pip install cuda-python (or pycuda; on Jetson: pip install pycuda)",
+            "pip install 'cuda-python>=12,<13' (13.x needs driver 580+) or pycuda; on Jetson: "
+            "pip install pycuda with nvcc on PATH",
         )
     return Check("cuda (python)", True, ", ".join(found))
 

@@ -7,6 +7,7 @@ agrees with the fake's reactions; see test_trt_gpu.py in tests/runtime.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from dataclasses import asdict, replace
@@ -32,7 +33,7 @@ from echogen_trt.export.trt_build import (
 )
 from echogen_trt.export.trt_inspect import check_precision, layer_precisions
 from fakes.fake_cuda import FAKE_GPU, FAKE_JETSON, FakeCuda
-from fakes.fake_tensorrt import MAGIC, fake_trt_builds, make_fake_trt
+from fakes.fake_tensorrt import MAGIC, fake_trt_builds, fake_trt_state, make_fake_trt
 from fakes.onnx_models import write_plain_onnx, write_unsupported_onnx
 
 MIB = 1 << 20
@@ -49,10 +50,10 @@ def build(onnx_path: Path, out: Path, version: str = "10.3.0", cuda: FakeCuda | 
 @pytest.mark.parametrize(
     ("version", "fp16_onnx", "strongly_typed", "flags", "network_flag_bits"),
     [
-        ("8.5.2", False, False, ["FP16"], 0b01),  # EXPLICIT_BATCH
-        ("10.3.0", False, False, ["FP16"], 0b00),
-        ("10.3.0", True, True, [], 0b10),  # STRONGLY_TYPED, never with the FP16 flag
-        ("11.0.0", True, True, [], 0b00),  # strongly typed by default, no FP16 flag exists
+        ("8.5.2", False, False, ["FP16", "TF32"], 0b01),  # EXPLICIT_BATCH; TF32 is the default
+        ("10.3.0", False, False, ["FP16", "TF32"], 0b00),
+        ("10.3.0", True, True, ["TF32"], 0b10),  # STRONGLY_TYPED, never with the FP16 flag
+        ("11.0.0", True, True, ["TF32"], 0b00),  # strongly typed by default, no FP16 flag
     ],
 )
 def test_fp16_build_per_version(
@@ -78,7 +79,9 @@ def test_fp16_build_per_version(
         "min": [1, 1, 64, 64], "opt": [8, 1, 64, 64], "max": [32, 1, 64, 64]}  # fmt: skip
     assert prov["onnx_sha256"] == pv.sha256_file(source.path)
     assert prov["options"]["target"] == "desktop" and prov["options"]["max_batch"] == 32
-    assert prov["layer_precisions"]["fp16"] > 0 and "fp32" not in prov["layer_precisions"]
+    # 10.x fuses most layers into a Myelin region and may leave the last one in FP32; 11.x
+    # reports Myelin kernels with a "Datatype" key: both must read as FP16 builds
+    assert prov["layer_precisions"]["fp16"] > 0
     assert [t["name"] for t in prov["io"]] == ["mask", "echo"]
     assert prov["io"][0] == {"name": "mask", "mode": "input", "dtype": "float32",
                              "shape": [-1, 1, 64, 64]}  # fmt: skip
@@ -97,11 +100,14 @@ def test_fp32_engine_from_fp16_onnx_is_refused(tiny_onnx_fp16, tmp_path):
         build(tiny_onnx_fp16.path, tmp_path / "m.engine", precision="fp32")
 
 
-def test_fp32_build_sets_no_fp16_flag(tiny_onnx, tmp_path):
-    result, rec = build(tiny_onnx.path, tmp_path / "m.engine", precision="fp32")
+@pytest.mark.parametrize("version", ["8.5.2", "10.3.0"])
+def test_fp32_build_clears_tf32_and_sets_no_fp16_flag(tiny_onnx, tmp_path, version):
+    """TF32 is on by default (Ampere+): an "fp32" engine must clear it to match FP32 ONNX."""
+    result, rec = build(tiny_onnx.path, tmp_path / "m.engine", version, precision="fp32")
     assert rec.builder_flags == [] and not rec.strongly_typed
     assert result.provenance.precision == "fp32"
-    assert set(result.provenance.layer_precisions) == {"fp32"}
+    assert "fp32" in result.provenance.layer_precisions
+    assert set(result.provenance.layer_precisions) <= {"fp32", "fused"}
 
 
 @pytest.mark.parametrize("version", ["8.5.2", "10.3.0"])
@@ -137,12 +143,20 @@ def test_jetson_dla_build(tiny_onnx, tmp_path):
     result, rec = build(tiny_onnx.path, tmp_path / "m.engine", "8.5.2", cuda,
                         fake={"dla_cores": 2}, target="jetson", dla_core=1)  # fmt: skip
     assert (rec.device_type, rec.dla_core) == ("DLA", 1)
-    assert set(rec.builder_flags) == {"FP16", "GPU_FALLBACK"}
+    assert set(rec.builder_flags) == {"FP16", "GPU_FALLBACK", "TF32"}
     assert rec.pools == {"WORKSPACE": 1024 * MIB}
     # DLA needs static shapes: a profile with min == opt == max at the preset's opt batch
     assert rec.profiles == [{"mask": [(1, 1, 64, 64)] * 3}]
     assert result.provenance.options.dla_core == 1
     assert result.provenance.platform.endswith("-jetson")
+
+
+@pytest.mark.parametrize("version", ["11.0.0", "11.3.0"])
+def test_dla_is_absent_in_trt_11_0_to_11_3(tiny_onnx_fp16, tmp_path, version):
+    cuda = FakeCuda(devices=[FAKE_JETSON])
+    with pytest.raises(EngineBuildError, match=r"has no DLA support.*11\.0-11\.3.*drop --dla"):
+        build(tiny_onnx_fp16.path, tmp_path / "m.engine", version, cuda, fake={"dla_cores": 2},
+              target="jetson", dla_core=0)  # fmt: skip
 
 
 def test_dla_core_must_exist(tiny_onnx, tmp_path):
@@ -184,6 +198,27 @@ def test_build_failure_reports_tensorrt_errors(tiny_onnx, tmp_path):
     fake = {"fail_build": "Error Code 2: OutOfMemory (requested 9 GiB)"}
     with pytest.raises(EngineBuildError, match=r"(?s)could not build.*OutOfMemory \(requested 9"):
         build(tiny_onnx.path, tmp_path / "m.engine", fake=fake)
+
+
+def test_second_build_in_a_process_still_reports_tensorrt_errors(tiny_onnx, tmp_path):
+    """TensorRT keeps one global logger: a new ILogger per build would never see the errors."""
+    cuda = FakeCuda()
+    trt = make_fake_trt("10.3.0", cuda=cuda)
+    build_engine(tiny_onnx.path, tmp_path / "a.engine", trt=trt, cuda=cuda)
+    fake_trt_state(trt).fail_build = "Error Code 2: OutOfMemory (requested 9 GiB)"
+    with pytest.raises(EngineBuildError, match=r"(?s)could not build.*OutOfMemory \(requested 9"):
+        build_engine(tiny_onnx.path, tmp_path / "b.engine", trt=trt, cuda=cuda)
+
+
+def test_inspector_is_freed_before_the_engine_on_8_5(tiny_onnx, tmp_path):
+    """8.5's create_engine_inspector has no keep-alive on the engine; and everything TensorRT
+    frees must go while the CUDA device is bound."""
+    cuda = FakeCuda()
+    trt = make_fake_trt("8.5.2", cuda=cuda)
+    build_engine(tiny_onnx.path, tmp_path / "a.engine", trt=trt, cuda=cuda)
+    gc.collect()
+    assert fake_trt_state(trt).use_after_free == []
+    assert fake_trt_state(trt).freed_late == []
 
 
 def test_no_gpu(tiny_onnx, tmp_path):
@@ -307,7 +342,25 @@ def test_layer_precisions_reads_both_inspector_schemas():
         "a layer name only",
     ]}  # fmt: skip
     counts = layer_precisions(json.dumps(info))
-    assert counts == {"fp16": 2, "fp32": 1, "opaque": 1, "unknown": 1}
+    assert counts == {"fp16": 2, "fp32": 1, "fused": 1, "unknown": 1}
+
+
+def test_layer_precisions_counts_fused_layers_and_any_key_spelling():
+    """Myelin regions and kernels report tensor types; 11.x may spell the key "Datatype"."""
+    half, single = {"Datatype": "Half", "Format": "Row major linear (kLINEAR)"}, {
+        "Format/Datatype": "Row major linear FP32"}  # fmt: skip
+    info = {"Layers": [
+        {"Name": "{ForeignNode[/d1/Conv.../u7/Relu]}", "LayerType": "Myelin",
+         "Inputs": [single], "Outputs": [{"Format/Datatype": "Half"}]},
+        {"Name": "/d1/Conv_myl0_1", "LayerType": "kgen", "Inputs": [half], "Outputs": [half]},
+        {"Name": "{ForeignNode[/a...]}", "LayerType": "Myelin", "Inputs": [single],
+         "Outputs": [single]},  # FP32 boundary: says nothing about the inside
+        {"name": "/float_name/Sigmoid", "layertype": "PointWiseV2", "inputs": [single],
+         "outputs": [{"Name": "float_is_a_name", "datatype": "FP16"}]},
+    ]}  # fmt: skip
+    counts = layer_precisions(json.dumps(info))
+    assert counts == {"fp16": 3, "fused": 1}
+    check_precision(counts, "fp16", 0.05, "m.onnx")
 
 
 def test_check_precision(caplog):
@@ -316,7 +369,7 @@ def test_check_precision(caplog):
         check_precision({"fp16": 1, "fp32": 20}, "fp16", 0.05, "m.onnx")
     check_precision({"fp32": 20}, "fp32", 0.05, "m.onnx")  # fp32 builds are not checked
     caplog.set_level(logging.WARNING)
-    check_precision({"unknown": 5, "opaque": 1}, "fp16", 0.05, "m.onnx")
+    check_precision({"unknown": 5, "fused": 1}, "fp16", 0.05, "m.onnx")
     assert "could not verify the FP16 layer share" in caplog.text
 
 

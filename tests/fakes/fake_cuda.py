@@ -13,6 +13,7 @@ Strict where real CUDA is unforgiving, so the backend's buffer logic is tested f
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from echogen_trt.runtime.cuda_mem import CudaApi, CudaError, DeviceInfo
+from echogen_trt.runtime.cuda_mem import CudaApi, CudaError, DeviceInfo, host_array
 
 FAKE_GPU = DeviceInfo(0, "NVIDIA FakeGPU 4090", (8, 9), 24_000, integrated=False)
 FAKE_JETSON = DeviceInfo(0, "Orin (nvgpu)", (8, 7), 30_000, integrated=True)
@@ -39,6 +40,8 @@ class FakeCuda(CudaApi):
     pageable_copies: int = 0
     syncs: int = 0
     bound: list[int] = field(default_factory=list)  # devices bound, in order
+    current: list[int] = field(default_factory=list)  # bindings open now (innermost last)
+    _host: dict[int, Any] = field(default_factory=dict)  # pinned address -> ctypes buffer
     _next_ptr: int = 0x7F00_0000_0000
     _next_handle: int = 0x1000
 
@@ -54,12 +57,20 @@ class FakeCuda(CudaApi):
         if not 0 <= index < len(self.devices):
             raise CudaError(f"cudaSetDevice | invalid device ordinal {index}")
         self.bound.append(index)
-        yield
+        self.current.append(index)
+        try:
+            yield
+        finally:
+            self.current.pop()
 
     # -- memory ----------------------------------------------------------------------------
     def pinned_empty(self, count: int, dtype: np.dtype[Any]) -> np.ndarray:
-        # garbage-filled, like cudaMallocHost: padding the backend forgets to zero shows up
-        array = np.frombuffer(bytearray(b"\xab" * count * np.dtype(dtype).itemsize), dtype)
+        # real host memory viewed through cuda_mem.host_array, as cuda-python's path does
+        # (float16 included); garbage-filled like cudaMallocHost, so unzeroed padding shows up
+        nbytes = max(count, 1) * np.dtype(dtype).itemsize
+        buf = ctypes.create_string_buffer(b"\xab" * nbytes, nbytes)
+        self._host[ctypes.addressof(buf)] = buf
+        array = host_array(ctypes.addressof(buf), count, np.dtype(dtype))
         self.pinned.append(array)
         return array
 
@@ -67,6 +78,7 @@ class FakeCuda(CudaApi):
         for i, held in enumerate(self.pinned):
             if held is array:
                 del self.pinned[i]
+                del self._host[array.ctypes.data]
                 return
         raise CudaError("cudaFreeHost | not a pinned allocation (double free?)")
 

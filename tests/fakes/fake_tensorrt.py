@@ -10,12 +10,17 @@ on):
 - the ONNX parser needs an EXPLICIT_BATCH network on 8.x and reports one error per unsupported
   node (op list: `echogen_trt.export.ops.supported_ops()`), with `desc()`/`node()`;
 - the builder fails (logs an error, returns None) for FP16 on a strongly typed network, a
-  dynamic input without an optimization profile, a profile outside its bounds, DLA without FP16
-  or with dynamic shapes or a missing core, a cancelled progress monitor;
+  dynamic input without an optimization profile, a profile outside its bounds, a missing DLA
+  core, a cancelled progress monitor (DLA's FP16 and static-shape needs are asserted on the
+  recorded build, not re-implemented);
+- BuilderFlag.TF32 is on in a new config, as in TensorRT; one global logger (the first
+  Builder/Runtime's); Myelin-fused layers in the inspector output (10.x: a ForeignNode region,
+  11.x: "_myl" kernels with "Datatype"); no DLA in 11.0-11.3; an 8.5 inspector that does not
+  keep its engine alive; engines/contexts/runtimes that must be freed inside a CUDA binding;
 - layer precisions follow the typing rules (weak typing + FP16 flag -> Half, strong typing ->
   the ONNX tensor types); `fp16_kernels=False` simulates a "silent FP32" build;
 - the inspector's JSON uses the 10.x schema ("Format/Datatype", "Bindings") or the 11.x one
-  ("DataType"/"Format", "I/O Tensors");
+  ("Datatype"/"Format", "I/O Tensors");
 - the serialized engine embeds the ONNX bytes; `Runtime` refuses a plan from another TensorRT
   version or another GPU architecture; `execute_async_v3` runs ONNX Runtime on the bytes found
   at the bound device addresses of a `FakeCuda`, queued on the stream like a real kernel.
@@ -29,6 +34,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +106,10 @@ class _State:
     cancel_build: bool
     used: set[tuple[str, str]] = field(default_factory=set)
     builds: list[BuildRecord] = field(default_factory=list)
+    logger: Any = None  # the one global logger pointer
+    dla_loads: list[int] = field(default_factory=list)  # IRuntime.DLA_core at each DLA load
+    freed_late: list[str] = field(default_factory=list)  # objects freed outside a CUDA binding
+    use_after_free: list[str] = field(default_factory=list)
     classes: dict[str, type] = field(default_factory=dict)
 
     def device(self) -> Any:
@@ -262,6 +272,19 @@ def _emit(logger: Any, severity: str, msg: str) -> None:
     st = _class_state(type(logger))
     assert st is not None
     logger.log(getattr(st.classes["ILogger.Severity"], severity), msg)
+
+
+def _global_logger(st: _State, logger: Any, creator: str) -> Any:
+    """TensorRT keeps one logger pointer for the process: the first Builder/Runtime sets it,
+    later ones with another logger are warned and ignored (their messages go to the first)."""
+    if st.logger is None:
+        st.logger = logger
+    elif logger is not st.logger:
+        _emit(st.logger, "WARNING", f"The logger passed into {creator} differs from one already "
+              "provided for an existing builder, runtime, or refitter. TensorRT maintains only a "
+              "single logger pointer at any given time, so the existing value will be used "
+              "instead.")  # fmt: skip
+    return st.logger
 
 
 # -- network and parser ------------------------------------------------------------------------
@@ -433,6 +456,7 @@ class _IBuilderConfig(_Api):
         self._cache: Any = None
         self.default_device_type = st.classes["DeviceType"].GPU
         self.profiling_verbosity = st.classes["ProfilingVerbosity"].LAYER_NAMES_ONLY
+        self._flags |= 1 << int(st.classes["BuilderFlag"].TF32)  # "Enabled by default" (NvInfer.h)
 
     flags = property(lambda self: self._flags)
     num_optimization_profiles = property(lambda self: len(self._profiles))
@@ -481,6 +505,11 @@ class _IBuilderConfig10(_IBuilderConfig):
     progress_monitor: Any = None
 
 
+def _no_dla(st: _State) -> bool:
+    """DLA is absent in TensorRT 11.0-11.3 (NVIDIA's 10.x -> 11.x Jetson migration guide)."""
+    return st.major == 11 and int(st.version.split(".")[1]) <= 3
+
+
 def _origin(st: _State) -> str:
     return f"{st.version}/sm{st.device().sm}"
 
@@ -489,9 +518,9 @@ class _Builder(_Api):
     max_threads = 0
 
     def __init__(self, logger: Any) -> None:
-        self._logger = logger
+        self._logger = _global_logger(self._state, logger, "createInferBuilder")
 
-    num_DLA_cores = property(lambda self: self._state.dla_cores)
+    num_DLA_cores = property(lambda self: 0 if _no_dla(self._state) else self._state.dla_cores)
     platform_has_tf32 = property(lambda self: True)
     logger = property(lambda self: self._logger)
 
@@ -564,20 +593,8 @@ def _build_error(st: _State, network: Any, config: Any, rec: BuildRecord) -> str
             if any(s != -1 and s not in (a, b) for s, a, b in zip(tensor.shape, low, high,
                                                                  strict=True)):  # fmt: skip
                 return f"profile for '{tensor.name}' does not match its static dimensions"
-    if rec.device_type == "DLA":
-        return _dla_error(st, network, config, rec)
-    return _monitor(st, config, rec)
-
-
-def _dla_error(st: _State, network: Any, config: Any, rec: BuildRecord) -> str | None:
-    if not 0 <= rec.dla_core < st.dla_cores:
+    if rec.device_type == "DLA" and not 0 <= rec.dla_core < st.dla_cores:
         return f"DLA core {rec.dla_core} requested, but only {st.dla_cores} available"
-    fp16 = _fp16_flag(st, config) or (network._strongly_typed and _onnx_is_fp16(network))
-    if not fp16:
-        return "DLA requires FP16 or INT8 precision (layers cannot run on DLA in FP32)"
-    for profile in config._profiles:
-        if any(low != high for low, _, high in profile._shapes.values()):
-            return "DLA does not support dynamic shapes: set min == opt == max"
     return _monitor(st, config, rec)
 
 
@@ -594,10 +611,6 @@ def _monitor(st: _State, config: Any, rec: BuildRecord) -> str | None:
     for phase in reversed(rec.progress_phases):
         monitor.phase_finish(phase)
     return None
-
-
-def _onnx_is_fp16(network: Any) -> bool:
-    return any(i.data_type == onnx.TensorProto.FLOAT16 for i in network._proto.graph.initializer)
 
 
 def _value_types(proto: onnx.ModelProto) -> dict[str, int]:
@@ -646,7 +659,33 @@ def _layers(st: _State, network: Any, config: Any) -> list[dict[str, Any]]:
                 "Outputs": [(last, "FLOAT")],
             }
         )
-    return layers  # fmt: skip
+    return _myelin(st, layers, strong=network._strongly_typed)  # fmt: skip
+
+
+def _myelin(st: _State, layers: list[dict[str, Any]], strong: bool) -> list[dict[str, Any]]:
+    """Fuse as Myelin does. 11.x: every layer is a Myelin kernel ("<node>_myl0_<i>", kgen).
+    10.x: one {ForeignNode[...]} region for all compute but the last layer, which stays a
+    plain layer; weakly typed, TensorRT may run it in FP32 beside the FP32 network output."""
+    if st.major >= 11:
+        return [dict(x, Name=f"{x['Name']}_myl0_{i}", LayerType="kgen") if x["LayerType"] not in
+                ("Reformat", "Cast") else x for i, x in enumerate(layers)]  # fmt: skip
+    compute = [i for i, x in enumerate(layers) if x["LayerType"] not in ("Reformat", "Cast")]
+    if st.major < 10 or len(compute) < 3:
+        return layers
+    first, last = compute[0], compute[-1]
+    body, tail = layers[first:last], layers[last]
+    inner = body[-1]["Outputs"][0]
+    region = {"Name": f"{{ForeignNode[{body[0]['Name']}...{body[-1]['Name']}]}}",
+              "LayerType": "Myelin", "Inputs": body[0]["Inputs"], "Outputs": [inner]}  # fmt: skip
+    if strong:
+        return [*layers[:first], region, *layers[last:]]
+    tail32 = dict(tail, Inputs=[(n, "FLOAT") for n, _ in tail["Inputs"]],
+                  Outputs=[(n, "FLOAT") for n, _ in tail["Outputs"]])  # fmt: skip
+    moved = [] if inner[1] == "FLOAT" else [{
+        "Name": f"Reformatting CopyNode for Input Tensor 0 to {tail['Name']}",
+        "LayerType": "Reformat", "Inputs": [inner], "Outputs": [(inner[0], "FLOAT")]}]  # fmt: skip
+    after = [x for x in layers[last + 1 :] if not x["Name"].endswith("Output Tensor 0")]
+    return [*layers[:first], region, *moved, tail32, *after]
 
 
 def _plan(st: _State, network: Any, config: Any, layers: list[dict[str, Any]]) -> bytes:
@@ -659,9 +698,10 @@ def _plan(st: _State, network: Any, config: Any, layers: list[dict[str, Any]]) -
             "shape": shape,
             "profile": [list(s) for s in profiles.get(tensor.name, [shape] * 3)],
         })  # fmt: skip
+    dla = config.DLA_core if config.default_device_type.name == "DLA" else None
     header = {
         "version": st.version, "sm": st.device().sm, "io": io, "layers": layers,
-        "verbosity": config.profiling_verbosity.name,
+        "verbosity": config.profiling_verbosity.name, "dla_core": dla,
     }  # fmt: skip
     head = json.dumps(header).encode()
     return MAGIC + len(head).to_bytes(8, "little") + head + network._data
@@ -672,7 +712,7 @@ class _Runtime(_Api):
     DLA_core = -1
 
     def __init__(self, logger: Any) -> None:
-        self._logger = logger
+        self._logger = _global_logger(self._state, logger, "createInferRuntime")
 
     def deserialize_cuda_engine(self, serialized_engine: Any) -> Any:
         st, data = self._state, bytes(serialized_engine)
@@ -704,7 +744,18 @@ class _Runtime(_Api):
                 "please rebuild.",
             )
             return None  # fmt: skip
+        if header["dla_core"] is not None:
+            st.dla_loads.append(self.DLA_core)  # the core it will run on: the runtime's
         return st.classes["ICudaEngine"](header, data[16 + size :])
+
+    def __del__(self) -> None:
+        _check_binding(self._state, "Runtime")
+
+
+def _check_binding(st: _State, what: str) -> None:
+    """TensorRT frees device memory when these objects go: it must be in their CUDA context."""
+    if not st.cuda.current:
+        st.freed_late.append(what)
 
 
 class _ICudaEngine(_Api):
@@ -712,6 +763,9 @@ class _ICudaEngine(_Api):
         self._header, self._onnx = header, onnx_bytes
         self._io = {t["name"]: t for t in header["io"]}
         self._session: Any = None
+
+    def __del__(self) -> None:
+        _check_binding(self._state, "ICudaEngine")
 
     num_io_tensors = property(lambda self: len(self._io))
     num_layers = property(lambda self: len(self._header["layers"]))
@@ -751,7 +805,23 @@ class _EngineInspector(_Api):
     execution_context: Any = None
 
     def __init__(self, engine: Any) -> None:
-        self._engine = engine
+        # 8.5's binding has no keep_alive<0, 1> on create_engine_inspector (pyCore.cpp at
+        # release/8.5); 8.6 added it. Without it the engine may die under the inspector.
+        st = self._state
+        self._weak = (st.major, int(st.version.split(".")[1])) < (8, 6)
+        self._ref = weakref.ref(engine) if self._weak else (lambda: engine)
+
+    @property
+    def _engine(self) -> Any:
+        engine = self._ref()
+        if engine is None:
+            self._state.use_after_free.append("EngineInspector used a freed engine")
+            raise RuntimeError("EngineInspector: the engine was destroyed")
+        return engine
+
+    def __del__(self) -> None:
+        if self._weak and self._ref() is None:
+            self._state.use_after_free.append("EngineInspector outlived its engine")
 
     def _layer(self, layer: dict[str, Any]) -> Any:
         st, header = self._state, self._engine._header
@@ -762,9 +832,9 @@ class _EngineInspector(_Api):
 
         def tensor(name: str, dtype: str) -> dict[str, Any]:
             info = {"Name": name, "Location": "Device", "Dimensions": []}
-            if st.major >= 11:
-                return info | {"DataType": _TYPE_11.get(dtype, dtype),
-                               "Format": _FORMAT_10.get(dtype, dtype) + " (kLINEAR)"}  # fmt: skip
+            if st.major >= 11:  # type and layout as separate keys (TensorRT's trt_perf tool)
+                return info | {"Datatype": _TYPE_11.get(dtype, dtype),
+                               "Format": "Row major linear (kLINEAR)"}  # fmt: skip
             return info | {"Format/Datatype": _FORMAT_10.get(dtype, dtype)}
 
         return {
@@ -798,6 +868,9 @@ class _IExecutionContext(_Api):
         self._engine = engine
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._addresses: dict[str, int] = {}
+
+    def __del__(self) -> None:
+        _check_binding(self._state, "IExecutionContext")
 
     engine = property(lambda self: self._engine)
 
@@ -967,6 +1040,11 @@ def fake_trt_builds(mod: Any) -> list[BuildRecord]:
     return list(object.__getattribute__(mod, "_st").builds)
 
 
+def fake_trt_state(mod: Any) -> _State:
+    """The fake's state: logger, dla_loads, freed_late, use_after_free, fail_build, ..."""
+    return object.__getattribute__(mod, "_st")  # type: ignore[no-any-return]
+
+
 def onnx_input_shape(path: Any) -> list[int | str]:
     """Input dims of an ONNX file (dim_param names for dynamic dims), for assertions."""
     model = onnx.load(str(path), load_external_data=False)
@@ -974,4 +1052,7 @@ def onnx_input_shape(path: Any) -> list[int | str]:
     return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims]
 
 
-__all__ = ["VERSIONS", "BuildRecord", "fake_trt_builds", "fake_trt_used", "make_fake_trt"]
+__all__ = [
+    "VERSIONS", "BuildRecord", "fake_trt_builds", "fake_trt_state", "fake_trt_used",
+    "make_fake_trt",
+]  # fmt: skip

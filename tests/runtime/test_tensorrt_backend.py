@@ -6,6 +6,7 @@ at the bound device addresses, so every copy, offset and shape must be right to 
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import replace
 
@@ -26,7 +27,7 @@ from echogen_trt.export.trt_build import build_engine
 from echogen_trt.runtime.backends.tensorrt import TensorRTBackend
 from echogen_trt.runtime.cuda_mem import CudaError, DeviceInfo
 from fakes.fake_cuda import FAKE_GPU, FAKE_JETSON, FakeCuda
-from fakes.fake_tensorrt import make_fake_trt
+from fakes.fake_tensorrt import fake_trt_state, make_fake_trt
 
 
 def make_engine(onnx_path, tmp_path, version="10.3.0", cuda=None, dla_cores=0, **kw):
@@ -121,6 +122,36 @@ def test_dla_engine_runs_at_its_static_batch(models, tmp_path):
         np.testing.assert_array_equal(backend.infer({"mask": x})["echo"], ort_run(models.onnx, x))
         with pytest.raises(InputMismatch, match="exceeds the model's maximum 1"):
             backend.infer({"mask": float_masks(2)})
+
+
+def test_dla_engine_is_loaded_on_the_core_it_was_built_for(models, tmp_path):
+    """IRuntime.DLA_core picks the core a deserialized engine runs on; the provenance has it."""
+    cuda = FakeCuda(devices=[FAKE_JETSON])
+    engine, trt, cuda = make_engine(models.onnx, tmp_path, "8.5.2", cuda, dla_cores=2,
+                                    target="jetson", dla_core=1, max_batch=None)  # fmt: skip
+    with TensorRTBackend(engine, trt=trt, cuda=cuda):
+        pass
+    assert fake_trt_state(trt).dla_loads[-1] == 1
+
+
+def test_close_frees_tensorrt_objects_inside_the_cuda_binding(models, tmp_path):
+    """Context, engine and runtime free device memory: in their CUDA context (pycuda, device 1)."""
+    engine, trt, cuda = make_engine(models.onnx, tmp_path, "8.5.2")
+    with TensorRTBackend(engine, trt=trt, cuda=cuda) as backend:
+        backend.infer({"mask": float_masks(1)})
+    gc.collect()
+    assert fake_trt_state(trt).freed_late == []
+
+
+def test_second_backend_reports_tensorrt_errors(models, tmp_path):
+    """One global logger in TensorRT: the second backend's deserialization error must show."""
+    engine, trt, cuda = make_engine(models.onnx, tmp_path, "8.5.2")
+    first = TensorRTBackend(engine, trt=trt, cuda=cuda).open()
+    bad = tmp_path / "bad.engine"
+    bad.write_bytes(b"not an engine")
+    with pytest.raises(EngineMismatch, match="magicTagRead"):
+        TensorRTBackend(str(bad), trt=trt, cuda=cuda, force=True).open()
+    first.close()
 
 
 def test_outputs_are_copies_unless_reuse_outputs(models, tmp_path):

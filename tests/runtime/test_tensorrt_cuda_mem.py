@@ -11,6 +11,7 @@ import ctypes
 import enum
 import importlib
 import inspect
+import logging
 from types import SimpleNamespace
 
 import numpy as np
@@ -98,8 +99,10 @@ def test_cuda_call_unpacks_and_checks():
     with pytest.raises(CudaError, match=r"cudaMalloc \| CUDA call failed: "
                        r"cudaErrorMemoryAllocation \(2\)\. Hint: out of GPU memory"):  # fmt: skip
         cuda_call((cudaError_t.cudaErrorMemoryAllocation, None), "cudaMalloc")
-    with pytest.raises(CudaError, match="no usable CUDA GPU/driver"):
+    with pytest.raises(CudaError, match=r"driver is older.*cuda-python>=12,<13"):
         cuda_call((cudaError_t.cudaErrorInsufficientDriver, None))
+    with pytest.raises(CudaError, match="no usable CUDA GPU/driver"):
+        cuda_call((cudaError_t.cudaErrorNoDevice, None))
     with pytest.raises(CudaError, match=r"error 999 \(999\)"):
         cuda_call((999,))  # a plain int status (driver API style)
 
@@ -130,6 +133,24 @@ def test_cuda_python_round_trip_through_pinned_memory():
     assert rt.buffers == {}
     with pytest.raises(CudaError, match="cudaFree"):
         api.free(device)  # double free is reported, not ignored
+
+
+def test_cuda_python_float16_pinned_buffers():
+    """FP16 engine I/O: numpy has no ctypes type for float16, so views go through bytes."""
+    rt = FakeCudart()
+    api = CudaPythonApi(rt)
+    host = api.pinned_empty(5, np.dtype(np.float16))
+    assert host.shape == (5,) and host.dtype == np.float16 and host.ctypes.data in rt.buffers
+    host[:] = np.linspace(0, 1, 5, dtype=np.float16)
+    device, stream = api.malloc(host.nbytes), api.stream_create()
+    back = api.pinned_empty(5, np.dtype(np.float16))
+    api.memcpy_htod_async(device, host, stream)
+    api.memcpy_dtoh_async(back, device, stream)
+    np.testing.assert_array_equal(back, np.linspace(0, 1, 5, dtype=np.float16))
+    for array in (host, back):
+        api.free_pinned(array)
+    api.free(device)
+    assert rt.buffers == {}
 
 
 def test_cuda_python_device_info_and_binding():
@@ -247,6 +268,46 @@ def test_get_cuda_api_prefers_cuda_python(monkeypatch):
                         real_import(name, *a))  # fmt: skip
     api = cuda_mem.get_cuda_api()
     assert isinstance(api, CudaPythonApi) and api.rt is rt
+
+
+class OldDriverCudart(FakeCudart):
+    """cuda-python 13 on a CUDA 12 driver: imports fine, every call says InsufficientDriver."""
+
+    def cudaGetDeviceCount(self):
+        return cudaError_t.cudaErrorInsufficientDriver, 0
+
+
+def _libraries(monkeypatch, cudart, driver):
+    real_import = importlib.import_module
+    found = {"cuda.bindings.runtime": cudart, "pycuda.driver": driver}
+
+    def fake_import(name: str, *args: object):
+        if name in found:
+            if found[name] is None:
+                raise ImportError(f"No module named {name!r}")
+            return found[name]
+        return real_import(name, *args)
+
+    monkeypatch.setattr(cuda_mem.importlib, "import_module", fake_import)
+
+
+def test_get_cuda_api_falls_back_to_pycuda_when_cuda_python_cannot_reach_the_driver(
+    monkeypatch, caplog
+):
+    _libraries(monkeypatch, OldDriverCudart(), FakeDriver())
+    caplog.set_level(logging.WARNING)
+    api = cuda_mem.get_cuda_api()
+    assert isinstance(api, PyCudaApi)
+    assert "cuda-python cannot talk to the driver" in caplog.text
+    assert "cudaErrorInsufficientDriver" in caplog.text
+
+
+def test_get_cuda_api_without_a_working_driver_keeps_cuda_python_for_the_error(monkeypatch):
+    _libraries(monkeypatch, OldDriverCudart(), None)
+    api = cuda_mem.get_cuda_api()
+    assert isinstance(api, CudaPythonApi)
+    with pytest.raises(BackendUnavailable, match=r"InsufficientDriver.*cuda-python>=12,<13"):
+        cuda_mem.require_device(api)
 
 
 def test_require_device():

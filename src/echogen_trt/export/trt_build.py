@@ -31,7 +31,7 @@ from echogen_trt.export.trt_inspect import check_precision, inspect_engine
 from echogen_trt.fileio import check_output_path, write_bytes_atomic
 from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime import availability, cuda_mem
-from echogen_trt.runtime.backends.tensorrt import make_logger
+from echogen_trt.runtime.backends.tensorrt import shared_logger, trt_errors
 
 if TYPE_CHECKING:
     import tensorrt as trt_t
@@ -162,9 +162,9 @@ def trt_version(trt: Any) -> tuple[int, int]:
         raise BackendUnavailable(f"tensorrt | unreadable version {text!r}.") from err
     if (major, minor) < MIN_VERSION:
         raise BackendUnavailable(
-            f"tensorrt | version {text} is too old. Expected 8.5 or newer (JetPack 5.1+), for "
-            "the name-based I/O API. Hint: JetPack 4.6 (TensorRT 8.2) is not supported; "
-            "run the ONNX Runtime backend there."
+            f"tensorrt | version {text} is too old. Expected 8.5 or newer, for the name-based "
+            "I/O API. Hint: JetPack 4.6 (TensorRT 8.2) is not supported, nor JetPack 5 (its "
+            "Python 3.8 is too old for this package); run the ONNX Runtime backend there."
         )
     return major, minor
 
@@ -335,7 +335,10 @@ def _configure(
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # for the precision check
     if plan.fp16_flag:
         config.set_flag(trt.BuilderFlag.FP16)
+    if opts.precision == "fp32":  # TF32 is on by default (Ampere+): an "fp32" engine would not be
+        config.clear_flag(trt.BuilderFlag.TF32)
     if opts.dla_core is not None:
+        _require_dla(trt)
         cores = int(builder.num_DLA_cores)
         if opts.dla_core >= cores:
             raise EngineBuildError(
@@ -354,6 +357,17 @@ def _configure(
     return config
 
 
+def _require_dla(trt: Any) -> None:
+    """TensorRT 11.0-11.3 have no DLA at all (NVIDIA's 10.x -> 11.x Jetson migration guide)."""
+    version = trt_version(trt)
+    if (11, 0) <= version <= (11, 3):
+        raise EngineBuildError(
+            f"--dla-core | TensorRT {trt.__version__} has no DLA support (DLA is absent in "
+            "TensorRT 11.0-11.3). Expected TensorRT 10.x (JetPack 6) or 11.4.1+ on JetPack "
+            "7.2.2+. Hint: drop --dla-core to build for the GPU."
+        )
+
+
 def _attach_timing_cache(config: trt_t.IBuilderConfig, path: str | None) -> None:
     data = Path(path).read_bytes() if path and Path(path).is_file() else b""
     cache: trt_t.ITimingCache | None = config.create_timing_cache(data)
@@ -368,7 +382,7 @@ def _build_serialized(
     trt: Any, info: OnnxInfo, opts: pv.BuildOptions, plan: TypingPlan, flags: int
 ) -> tuple[bytes, dict[str, dict[str, list[int]]]]:
     """Parse, configure, build: the serialized engine and the profile shapes used."""
-    logger = make_logger(trt)
+    logger = shared_logger(trt)
     builder: trt_t.Builder = trt.Builder(logger)
     network: trt_t.INetworkDefinition = builder.create_network(flags)
     _parse(trt, network, logger, info)
@@ -379,9 +393,10 @@ def _build_serialized(
     monitor = make_progress_monitor(trt)
     if monitor is not None:
         config.progress_monitor = monitor
-    host: trt_t.IHostMemory | None = builder.build_serialized_network(network, config)
+    with trt_errors(logger) as errors:
+        host: trt_t.IHostMemory | None = builder.build_serialized_network(network, config)
     if host is None:
-        listed = "\n".join(f"  - {e}" for e in logger.errors) or "  - (no error message)"
+        listed = "\n".join(f"  - {e}" for e in errors) or "  - (no error message)"
         raise EngineBuildError(
             f"{info.path} | TensorRT could not build the engine:\n{listed}\n"
             "Hint: run with -vv for TensorRT's full log; try a larger --workspace-mb."

@@ -14,9 +14,10 @@ from typing import Any
 from echogen_trt.errors import BackendUnavailable
 
 TRT_INSTALL_HINT = (
-    "desktop: `pip install 'echogen-trt[trt]'` (TensorRT wheels from NVIDIA's index); "
-    "Jetson: TensorRT comes with JetPack (`sudo apt install nvidia-jetpack`), then "
-    "`pip install pycuda`."
+    "desktop or ARM server: `pip install 'echogen-trt[trt]'` (TensorRT's CUDA 12 wheels from "
+    "PyPI; `[trt-cu13]` with driver 580+); Jetson: TensorRT comes with JetPack (`sudo apt "
+    "install nvidia-jetpack`); use a venv made with --system-site-packages to see it, then "
+    "`pip install pycuda` with nvcc on PATH."
 )
 
 

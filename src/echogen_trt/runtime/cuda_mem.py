@@ -27,8 +27,9 @@ from echogen_trt.errors import BackendUnavailable
 log = logging.getLogger(__name__)
 
 CUDA_INSTALL_HINT = (
-    "desktop: `pip install cuda-python` (or `pip install pycuda`); "
-    "Jetson: `pip install pycuda` or `pip install cuda-python` matching JetPack's CUDA."
+    "desktop: `pip install 'cuda-python>=12,<13'` (13.x needs driver 580+) or `pip install "
+    "pycuda`; Jetson: `pip install pycuda` (builds from source: needs nvcc on PATH, "
+    "`export PATH=/usr/local/cuda/bin:$PATH`)."
 )
 
 
@@ -131,11 +132,27 @@ def cuda_call(result: Any, what: str = "cuda") -> Any:
 
 
 def _cuda_hint(name: str) -> str:
-    if "NoDevice" in name or "InsufficientDriver" in name or "NO_DEVICE" in name:
+    if "InsufficientDriver" in name or "INSUFFICIENT_DRIVER" in name:
+        return (
+            "Hint: the NVIDIA driver is older than this CUDA library (cuda-python 13 needs "
+            "driver 580+); `pip install 'cuda-python>=12,<13'` or update the driver."
+        )
+    if "NoDevice" in name or "NO_DEVICE" in name:
         return "Hint: no usable CUDA GPU/driver here; run on a machine with an NVIDIA GPU."
     if "MemoryAllocation" in name or "OUT_OF_MEMORY" in name:
         return "Hint: out of GPU memory; lower --max-batch or close other GPU programs."
     return "Hint: run `nvidia-smi` to check the driver and GPU."
+
+
+def host_array(ptr: int, count: int, dtype: np.dtype[Any]) -> np.ndarray:
+    """1-D numpy view of `count` elements at host address `ptr` (pinned memory).
+
+    Viewed as bytes first: `np.ctypeslib.as_ctypes_type` has no ctypes type for float16 (it
+    raises NotImplementedError), and FP16 engine I/O needs exactly that.
+    """
+    dtype = np.dtype(dtype)
+    raw = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_uint8))
+    return np.ctypeslib.as_array(raw, (max(count, 1) * dtype.itemsize,)).view(dtype)[:count]
 
 
 class CudaPythonApi(CudaApi):
@@ -170,8 +187,7 @@ class CudaPythonApi(CudaApi):
     def pinned_empty(self, count: int, dtype: np.dtype[Any]) -> np.ndarray:
         dtype = np.dtype(dtype)
         ptr = cuda_call(self.rt.cudaMallocHost(max(count, 1) * dtype.itemsize), "cudaMallocHost")
-        ctype = ctypes.POINTER(np.ctypeslib.as_ctypes_type(dtype))
-        return np.ctypeslib.as_array(ctypes.cast(int(ptr), ctype), (count,))
+        return host_array(int(ptr), count, dtype)
 
     def free_pinned(self, array: np.ndarray) -> None:
         cuda_call(self.rt.cudaFreeHost(array.ctypes.data), "cudaFreeHost")
@@ -242,7 +258,10 @@ class PyCudaApi(CudaApi):
             except ImportError as err:
                 raise BackendUnavailable(f"pycuda | not installed. {CUDA_INSTALL_HINT}") from err
         self.drv = driver
-        self.drv.init()
+        try:
+            self.drv.init()
+        except Exception as err:  # pycuda._driver.Error (e.g. cuInit: no driver or device)
+            raise CudaError(f"pycuda | cuInit failed: {err}. {_cuda_hint(str(err))}") from err
         self._contexts: dict[int, Any] = {}
         self._allocations: dict[int, Any] = {}
 
@@ -323,17 +342,45 @@ IMPLEMENTATIONS: dict[str, type[CudaApi]] = {"cuda-python": CudaPythonApi, "pycu
 
 
 def get_cuda_api(prefer: str | None = None) -> CudaApi:
-    """cuda-python if installed, else pycuda; BackendUnavailable naming both if neither is."""
+    """The first of cuda-python, pycuda that is installed *and* can talk to the driver.
+
+    A cuda-python built for a newer CUDA than the driver (cuda-python 13 on a CUDA 12 driver)
+    imports fine but fails every call, so each candidate is probed with a device count and the
+    next one tried. When none can reach a GPU the first installed one is returned, and
+    `require_device` reports why. BackendUnavailable names both when neither is installed.
+    """
     order = [prefer] if prefer else list(IMPLEMENTATIONS)
+    unreachable: list[tuple[CudaApi, CudaError]] = []
+    failed: list[str] = []
     for name in order:
         if name not in IMPLEMENTATIONS:
             raise BackendUnavailable(
                 f"cuda api | unknown {name!r}. Expected one of {sorted(IMPLEMENTATIONS)}."
             )
         try:
-            return IMPLEMENTATIONS[name]()
-        except BackendUnavailable as err:
+            api = IMPLEMENTATIONS[name]()
+        except CudaError as err:  # installed but cannot start (pycuda: cuInit failed)
+            failed.append(str(err))
+            continue
+        except BackendUnavailable as err:  # not installed
             log.debug("%s unavailable: %s", name, err)
+            continue
+        try:
+            api.device_count()
+        except CudaError as err:
+            log.debug("%s cannot reach the driver: %s", name, err)
+            unreachable.append((api, err))
+            continue
+        if unreachable:
+            first, why = unreachable[0]
+            log.warning("using %s: %s cannot talk to the driver (%s)", api.name, first.name, why)
+        return api
+    if unreachable:
+        return unreachable[0][0]
+    if failed:
+        raise BackendUnavailable(
+            f"cuda | no CUDA library can reach a GPU here: {'; '.join(failed)}"
+        )
     raise BackendUnavailable(
         f"cuda | neither cuda-python nor pycuda is installed (TensorRT needs one for GPU "
         f"memory). {CUDA_INSTALL_HINT}"

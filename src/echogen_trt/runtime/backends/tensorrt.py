@@ -14,9 +14,12 @@ used from several threads at once (one stream, one set of buffers).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
-from collections.abc import Callable
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,24 +48,49 @@ TRT_DTYPES: dict[str, type[np.generic]] = {
 
 
 _LEVELS = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING}
+# TensorRT keeps one global logger pointer: a second ILogger passed to a Builder or Runtime is
+# ignored (8.x warns "TensorRT maintains only a single logger pointer") and freeing the first
+# can leave TensorRT calling a dead object. So one logger per TensorRT module, for the process.
+_LOGGERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_LOGGERS_LOCK = threading.Lock()
 
 
-def make_logger(trt: Any) -> Any:
-    """A trt.ILogger forwarding to `logging` and keeping errors (`.errors`) for messages."""
+def shared_logger(trt: Any) -> Any:
+    """The process-wide trt.ILogger: forwards to `logging`; read errors with `trt_errors`."""
+    with _LOGGERS_LOCK:
+        logger = _LOGGERS.get(trt)
+        if logger is None:
+            logger = _LOGGERS[trt] = _make_logger(trt.ILogger)
+        return logger
 
+
+def _make_logger(base: Any) -> Any:
     def init(self: Any) -> None:
-        trt.ILogger.__init__(self)  # pybind: the base must be initialised explicitly
-        self.errors = []
+        base.__init__(self)  # pybind: the base must be initialised explicitly
+        self._local = threading.local()
 
     def log_message(self: Any, severity: Any, msg: str) -> None:
         name = str(getattr(severity, "name", severity))
         level = _LEVELS.get(name, logging.DEBUG)  # TensorRT's INFO is very chatty
         if level >= logging.ERROR:
-            self.errors.append(str(msg))
+            for sink in getattr(self._local, "sinks", ()):
+                sink.append(str(msg))
         log.log(level, "[TensorRT] %s", msg)
 
-    cls = type("EchogenTrtLogger", (trt.ILogger,), {"__init__": init, "log": log_message})
+    cls = type("EchogenTrtLogger", (base,), {"__init__": init, "log": log_message})
     return cls()
+
+
+@contextlib.contextmanager
+def trt_errors(logger: Any) -> Iterator[list[str]]:
+    """Collect the errors TensorRT logs in this thread during the block (for messages)."""
+    sinks: list[list[str]] = logger._local.__dict__.setdefault("sinks", [])
+    errors: list[str] = []
+    sinks.append(errors)
+    try:
+        yield errors
+    finally:
+        sinks.remove(errors)
 
 
 def dims(shape: Any) -> tuple[int, ...]:
@@ -180,12 +208,16 @@ class TensorRTBackend(Backend):
     def _start(self, trt: Any, s: _Session) -> None:
         with open(self.model_path, "rb") as f:
             data = f.read()
-        s.logger = make_logger(trt)
+        s.logger = shared_logger(trt)
         runtime: trt_t.Runtime = trt.Runtime(s.logger)
         s.runtime = runtime
-        engine: trt_t.ICudaEngine | None = runtime.deserialize_cuda_engine(data)
+        dla_core = self.provenance.options.dla_core if self.provenance else None
+        if dla_core is not None:  # the engine runs on the core the runtime names, not its own
+            runtime.DLA_core = dla_core
+        with trt_errors(s.logger) as errors:
+            engine: trt_t.ICudaEngine | None = runtime.deserialize_cuda_engine(data)
         if engine is None:
-            said = "; ".join(s.logger.errors) or "no message"
+            said = "; ".join(errors) or "no message"
             raise EngineMismatch(
                 f"{self.model_path} | TensorRT could not deserialize the engine ({said}). "
                 "Built by another TensorRT version or for another GPU, or not an engine? "
@@ -310,9 +342,11 @@ class TensorRTBackend(Backend):
                 _quietly(s.cuda.event_destroy, event)
             if s.stream is not None:
                 _quietly(s.cuda.stream_destroy, s.stream)
-        s.context = None  # release order: context, engine, runtime
-        s.engine = None
-        s.runtime = s.logger = None
+            # release order: context, engine, runtime, inside the binding so their device
+            # memory is freed in the right CUDA context (pycuda on a device other than 0)
+            s.context = None
+            s.engine = None
+            s.runtime = s.logger = None
         s.inputs, s.outputs, s.events = [], [], []
 
 

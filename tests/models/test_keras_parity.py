@@ -241,6 +241,7 @@ def compare(
 
     model64 = copy.deepcopy(model).double().train()
     bns = [m for m in model64.modules() if isinstance(m, nn.BatchNorm2d)]
+    mean0 = [m.running_mean.clone() for m in bns]  # type: ignore[union-attr]
     var0 = [m.running_var.clone() for m in bns]  # type: ignore[union-attr]
     counts: list[int] = []  # values per channel (batch * height * width) seen by each BN
     hooks = [
@@ -254,14 +255,17 @@ def compare(
     ref_train = as_nchw(kmodel(k_in, training=True))  # also updates Keras' moving statistics
     diffs["training"] = float(np.abs(ours_train - ref_train).max())
 
-    # After that step: running means equal; running variances equal once Keras' biased batch
-    # variance gets PyTorch's n / (n - 1).
+    # After that step, the reference's (Keras 2.2.4 on TF 1.14) statistics: zero-debiased, so the
+    # first step's batch statistics replace the initial ones; the variance corrected twice. Keras 3
+    # keeps a plain average of the biased batch variance, so the batch statistics are recovered
+    # from its update: new = 0.8 * old + 0.2 * batch.
     kbns = [layer for layer in klayers if isinstance(layer, L.BatchNormalization)]
     diffs["running_mean"] = diffs["running_var_rel"] = 0.0
-    for kbn, bn, v0, n in zip(kbns, bns, var0, counts, strict=True):
-        k_var = keras_value(kbn.moving_variance)
-        expected_var = 0.8 * v0 + (k_var - 0.8 * v0) * n / (n - 1)
-        mean_diff = (bn.running_mean - keras_value(kbn.moving_mean)).abs().max()  # type: ignore[operator]
+    for kbn, bn, m0, v0, n in zip(kbns, bns, mean0, var0, counts, strict=True):
+        batch_mean = (keras_value(kbn.moving_mean) - 0.8 * m0) / 0.2
+        batch_var = (keras_value(kbn.moving_variance) - 0.8 * v0) / 0.2
+        expected_var = batch_var * n / (n - 1) * n / (n - 1 - 1e-3)
+        mean_diff = (bn.running_mean - batch_mean).abs().max()  # type: ignore[operator]
         var_diff = ((bn.running_var - expected_var) / expected_var).abs().max()  # type: ignore[operator]
         diffs["running_mean"] = max(diffs["running_mean"], float(mean_diff))
         diffs["running_var_rel"] = max(diffs["running_var_rel"], float(var_diff))
@@ -278,7 +282,9 @@ def assert_match(diffs: dict[str, float], label: str, tol_training: float = TOL)
     assert diffs["inference"] < TOL, (label, diffs)
     assert diffs["training"] < tol_training, (label, diffs)
     assert diffs["running_mean"] < TOL, (label, diffs)
-    assert diffs["running_var_rel"] < 1e-4, (label, diffs)
+    # 1e-3: the batch variance is recovered from Keras 3's float32 average ((new - 0.8 old) / 0.2
+    # cancels digits); test_running_statistics_follow_keras_2_2_4 checks the update to 1e-6
+    assert diffs["running_var_rel"] < 1e-3, (label, diffs)
 
 
 # --- the tests ----------------------------------------------------------------------------------
@@ -350,13 +356,6 @@ def keras_2_2_4_running_stats(
     return np.asarray(biased_mean) / debias, np.asarray(biased_var) / debias
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="known gap: PyTorch's BN update (EMA from 0 / 1, variance x n/(n-1)) is not the "
-    "reference's zero-debiased EMA with the double-corrected variance; outputs in train mode and "
-    "the eval-mode formula are unaffected, early running statistics (G's fakes for D) are",
-)
 def test_running_statistics_follow_keras_2_2_4() -> None:
     rng = np.random.default_rng(0)
     batches = [rng.normal(1.0, 2.0, (8, 3, 2, 2)) for _ in range(5)]  # the 2x2 bottleneck, batch 8
@@ -368,6 +367,12 @@ def test_running_statistics_follow_keras_2_2_4() -> None:
     assert bn.running_mean is not None and bn.running_var is not None
     np.testing.assert_allclose(bn.running_mean.numpy(), mean, rtol=1e-6)
     np.testing.assert_allclose(bn.running_var.numpy(), var, rtol=1e-6)
+    # the batch is still normalised exactly like nn.BatchNorm2d, and eval mode is untouched
+    plain = torch.nn.BatchNorm2d(3, eps=1e-3, momentum=0.2).double()
+    x = torch.from_numpy(batches[0])
+    torch.testing.assert_close(keras_bn(3).double().train()(x), plain.train()(x))
+    torch.testing.assert_close(bn.eval()(x), torch.nn.functional.batch_norm(
+        x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, 1e-3))
 
 
 def test_parity_needs_the_kernel_layout_it_claims() -> None:

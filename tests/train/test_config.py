@@ -73,6 +73,8 @@ def test_save_and_previous_config_round_trip(tmp_path: Path) -> None:
         ({"experiment": "lungs"}, r"experiment 'lungs' \| unknown"),
         ({"batch_size": 0}, r"batch_size is 0\. Expected >= 1"),
         ({"lr_d": 0}, r"lr_d is 0\.0\. Expected > 0"),
+        ({"image_size": 8}, r"image_size is 8\. Expected a power of two >= 16"),
+        ({"output_bias": "one"}, r"output_bias 'one' unknown\. Expected one of: target_mean, zero"),
     ],
 )
 def test_bad_values_raise_config_error(values: dict, pattern: str) -> None:

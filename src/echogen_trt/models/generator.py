@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from echogen_trt.errors import ConfigError
+from echogen_trt.models.keras_batchnorm import KerasBatchNorm2d
 
 DECODER_ACTS = ("relu", "leaky")  # "relu": the code; "leaky": the paper's wording
 BN_MOMENTUM = 0.2  # Keras momentum 0.8
@@ -49,8 +50,9 @@ def up_conv(in_ch: int, out_ch: int) -> nn.ConvTranspose2d:
 
 
 def keras_bn(channels: int) -> nn.BatchNorm2d:
-    """BatchNorm with Keras' defaults (momentum 0.8 -> 0.2 in PyTorch's convention, eps 1e-3)."""
-    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+    """BatchNorm with Keras' defaults (momentum 0.8 -> 0.2 in PyTorch's convention, eps 1e-3)
+    and Keras' running-statistics update (KerasBatchNorm2d)."""
+    return KerasBatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
 def init_keras(module: nn.Module) -> None:

@@ -237,6 +237,11 @@ def check_config(cfg: TrainConfig, source: str = "config") -> None:
     for key in ("lr_g", "lr_d", "adam_eps"):
         if not getattr(cfg, key) > 0:
             raise ConfigError(f"{source} | {key} is {getattr(cfg, key)}. Expected > 0.")
+    if cfg.image_size < 16:
+        raise ConfigError(
+            f"{source} | image_size is {cfg.image_size}. Expected a power of two >= 16 (the "
+            "PatchGAN discriminator halves it four times). Hint: --image-size 64 for a quick run."
+        )
     if cfg.val_every < 0 or cfg.val_images < 0:
         raise ConfigError(f"{source} | val_every and val_images must be >= 0 (0 turns them off).")
 

@@ -371,8 +371,12 @@ def test_running_statistics_follow_keras_2_2_4() -> None:
     plain = torch.nn.BatchNorm2d(3, eps=1e-3, momentum=0.2).double()
     x = torch.from_numpy(batches[0])
     torch.testing.assert_close(keras_bn(3).double().train()(x), plain.train()(x))
-    torch.testing.assert_close(bn.eval()(x), torch.nn.functional.batch_norm(
-        x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, 1e-3))
+    torch.testing.assert_close(
+        bn.eval()(x),
+        torch.nn.functional.batch_norm(
+            x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, 1e-3
+        ),
+    )
 
 
 def test_parity_needs_the_kernel_layout_it_claims() -> None:

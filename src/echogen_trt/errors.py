@@ -48,5 +48,10 @@ class InputMismatch(EchogenError):
     """A tensor or file does not match what the model expects (name, dtype, shape, values)."""
 
 
+class OutputError(EchogenError):
+    """A file or folder cannot be written: no permission, a file in the way, a dangling
+    symlink, a full disk. Raised by `fileio`, so every command reports it the same way."""
+
+
 class InternalError(Exception):
     """A bug in echogen-trt. Deliberately not an EchogenError, so it keeps its traceback."""

@@ -2,37 +2,200 @@
 written to a temporary file beside its target and moved into place with `os.replace`, so an
 interrupted run never leaves half a file. Files get the user's umask (0o666 & ~umask), not
 mkstemp's 0o600, so a model or engine can be shared like any other file.
+
+Every write and output folder goes through here, so one mechanism turns what the file system
+refuses (no permission, a file in the way, a dangling symlink, a full disk) into a one-line
+`OutputError` naming the path. A temporary file is locked (flock) while it is written: one
+nobody holds is left over from a killed run, and `remove_stale_temps` deletes it.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
 import os
+import re
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from echogen_trt.errors import ConfigError
+from echogen_trt.errors import ConfigError, OutputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: stale temporary files are recognised by age instead
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.tmp$")  # atomic_write's temporary names
+_STALE_AGE_S = 3600.0  # without flock: a temporary file this old is left over
+_HINTS = {
+    errno.ENOSPC: "free space on that disk, or choose an --out on another one",
+    errno.EDQUOT: "free space (disk quota exceeded), or choose an --out on another disk",
+    errno.EROFS: "the file system is read-only; choose another --out",
+    errno.EACCES: "check the folder's permissions, or choose another --out",
+    errno.EPERM: "check the folder's permissions, or choose another --out",
+}
+
+
+def show_path(path: str | os.PathLike[str]) -> str:
+    """`path` for a one-line message: quoted (repr) when it holds a newline or other control
+    character, so a hostile file name cannot split or forge a line of output."""
+    text = os.fspath(path)
+    return text if text.isprintable() else repr(text)
+
+
+def output_error(path: str | os.PathLike[str], err: OSError, what: str = "output") -> OutputError:
+    """The one-line OutputError for an OSError met while writing `path`."""
+    blocker = _file_in_the_way(Path(path))
+    if blocker is not None:
+        problem = f"goes through {show_path(blocker)}, which is a file, not a folder"
+        hint = "choose an --out whose folders are folders"
+    else:
+        problem = f"cannot be written ({err.strerror or err})"
+        hint = _HINTS.get(err.errno or 0, "choose another --out")
+    return OutputError(f"{what} {show_path(path)} | {problem}. Hint: {hint}.")
+
+
+@contextmanager
+def writing(path: str | os.PathLike[str], what: str = "output") -> Iterator[None]:
+    """Turn an OSError raised inside the block into `output_error(path)` (one line, exit 1)."""
+    try:
+        yield
+    except OSError as err:
+        raise output_error(path, err, what) from err
+
+
+def ensure_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
+    """Create folder `path` (and its parents); OutputError naming the problem otherwise."""
+    folder = Path(path)
+    if folder.is_dir():
+        return folder
+    check_dir_creatable(folder, what)
+    with writing(folder, what):
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def check_dir_creatable(path: str | os.PathLike[str], what: str = "--out") -> None:
+    """OutputError now, before any work, when folder `path` exists as something else or cannot
+    be created (a dangling symlink, a file in the way, a parent without write permission).
+    Creates nothing."""
+    folder = Path(path)
+    if folder.is_symlink() and not folder.exists():
+        raise OutputError(
+            f"{what} {show_path(folder)} | is a dangling symlink (to "
+            f"{show_path(os.readlink(folder))}). Expected a folder or a new path. Hint: create "
+            "the link's target or remove the link."
+        )
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(
+            f"{what} {show_path(folder)} | is a file, not a folder. Hint: choose another {what}."
+        )
+    blocker = _file_in_the_way(folder)
+    if blocker is not None:
+        raise output_error(folder, OSError(errno.ENOTDIR, "Not a directory"), what)
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise output_error(folder, OSError(errno.EACCES, "Permission denied"), what)
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first existing non-folder among `path`'s parents (`file.png/frames` -> file.png)."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None
 
 
 @contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Open a temporary file beside `path` for binary writing; on success it replaces `path`,
-    on any exception it is removed and `path` is left as it was."""
+    on any exception it is removed and `path` is left as it was. What the file system refuses
+    becomes OutputError."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink() and not target.exists():
+        raise OutputError(
+            f"output {show_path(target)} | is a dangling symlink (to "
+            f"{show_path(os.readlink(target))}). Expected a file or a new path. Hint: create "
+            "the link's target folder, or remove the link."
+        )
+    if not target.parent.is_dir():
+        if _file_in_the_way(target) is not None:
+            raise output_error(target, OSError(errno.ENOTDIR, "Not a directory"))
+        ensure_dir(target.parent, "output folder")
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)
+    with writing(target):
+        fd = os.open(tmp, flags, 0o666)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        _lock(fd)
+        with writing(target), _open_temp(fd) as handle:
             yield handle
-        os.replace(tmp, target)
+        with writing(target):
+            os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _lock(fd: int) -> None:
+    """Mark a temporary file "being written" (released on close or kill). Best effort: where the
+    file system has no flock, stale temporary files are never taken for live ones and stay."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        log.debug("no flock on %s: %s", fd, err)
+
+
+def _open_temp(fd: int) -> BinaryIO:
+    """The handle atomic_write writes through (tests replace it to simulate a full disk)."""
+    return os.fdopen(fd, "wb")
+
+
+def remove_stale_temps(
+    folder: str | os.PathLike[str], names: Iterable[str] | None = None
+) -> list[Path]:
+    """Delete the temporary files `atomic_write` left in `folder` when its process was killed
+    (of the targets `names`, or of any target); returns them. One still being written (locked
+    by a live process) is kept, so a concurrent run is never disturbed."""
+    wanted = None if names is None else set(names)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if match and (wanted is None or match["name"] in wanted) and _is_stale(entry.path):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d temporary file(s) of an interrupted run in %s", len(removed), folder)
+    return removed
+
+
+def _is_stale(path: str) -> bool:
+    try:
+        if fcntl is None:
+            return time.time() - os.stat(path).st_mtime > _STALE_AGE_S
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # locked: a live process is writing it
+    finally:
+        os.close(fd)
+    return True
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -54,6 +217,25 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_distinct(
+    path: str | os.PathLike[str] | None,
+    others: dict[str, str | os.PathLike[str]],
+    *,
+    what: str,
+) -> None:
+    """ConfigError when `path` is the same file as one of `others` ({role: path}), before any
+    work: `--timing-cache model.onnx` would be overwritten with the cache after the build."""
+    if path is None:
+        return
+    target = Path(path).resolve()
+    for role, other in others.items():
+        if target == Path(other).resolve():
+            raise ConfigError(
+                f"{what} {show_path(path)} | is also the {role}; writing it would destroy that "
+                f"file. Expected a separate file. Hint: e.g. {what} timing.cache."
+            )
 
 
 def check_output_path(

@@ -4,6 +4,7 @@ from replacing or deleting files it did not write, the contact sheet and `echoge
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -258,3 +259,63 @@ def test_cli_synth_refuses_a_foreign_folder(tmp_path: Path) -> None:
     assert isinstance(result.exception, DataError)
     assert "not empty" in str(result.exception) and "--overwrite" in str(result.exception)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_rerun_after_a_kill_cleans_synths_own_leftovers(tmp_path: Path) -> None:
+    """kill -9 mid-write leaves camus_write's scratch folder and atomic temps behind; the rerun
+    removes exactly those and completes (it used to refuse, blaming the user's --out)."""
+    root = tmp_path / "tree"
+    synthesize_dataset(root, patients=3, **FAST)
+    folder = root / "database_nifti" / "patient0002"
+    scratch = folder / ".tmp-k9x_2ab7"  # tempfile.TemporaryDirectory(prefix=".tmp-")
+    scratch.mkdir()
+    (scratch / "patient0002_4CH_ES.nii.gz").write_bytes(b"\x1f\x8b half")
+    leftovers = [
+        folder / ".Info_4CH.cfg.0123456789ab.tmp",
+        folder / ".Info_4CH.cfg.4242.tmp",  # text temps of 0.1.0
+        root / f".{MARKER}.0123456789ab.tmp",
+    ]
+    for path in leftovers:
+        path.write_text("half")
+    synthesize_dataset(root, patients=3, **FAST)
+    assert not scratch.exists() and not any(p.exists() for p in leftovers)
+    assert [p for p in root.rglob(".*")] == []
+    assert json.loads((root / MARKER).read_text())["complete"] is True
+
+
+def test_full_disk_is_one_line_and_leaves_no_half_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    import nibabel
+
+    real_save = nibabel.save
+    calls = []
+
+    def save(image: object, filename: str) -> None:
+        calls.append(filename)
+        if len(calls) == 3:  # the disk fills up in the middle of the third file
+            Path(filename).write_bytes(b"\x1f\x8b\x08 half a file")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(image, filename)
+
+    monkeypatch.setattr(nibabel, "save", save)
+    root = tmp_path / "tree"
+    result = CliRunner().invoke(cli, ["synth", "--out", str(root), "--patients", "3",
+                                      "--views", "4CH", "--no-sequence"])  # fmt: skip
+    assert result.exit_code == 1
+    message = str(result.exception)
+    assert re.fullmatch(
+        r"output .*patient0001_4CH_ES\.nii\.gz \| cannot be written \(No space left on "
+        r"device\)\. Hint: free space .*",
+        message,
+    ), message
+    written = sorted(p.name for p in (root / "database_nifti" / "patient0001").iterdir())
+    assert written == ["patient0001_4CH_ED.nii.gz", "patient0001_4CH_ED_gt.nii.gz"]
+    for name in written:  # whole files only under real names
+        nibabel.load(str(root / "database_nifti" / "patient0001" / name)).get_fdata()
+    monkeypatch.setattr(nibabel, "save", real_save)
+    synthesize_dataset(root, patients=3, **FAST)  # with space again, a rerun completes
+    assert is_synth_tree(root)

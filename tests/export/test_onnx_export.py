@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from echogen_trt.data.experiments import select_labels
-from echogen_trt.errors import ConfigError, ExportError
+from echogen_trt.errors import ConfigError, ExportError, OutputError
 from echogen_trt.export import onnx_export
 from echogen_trt.export.fp16 import convert_file_fp16
 from echogen_trt.export.onnx_export import (
@@ -189,7 +189,7 @@ def test_failed_write_leaves_old_file_and_no_temp(
         raise OSError("disk full")
 
     monkeypatch.setattr(onnx_export.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match=r"model\.onnx \| cannot be written \(disk full\)"):
         onnx_export.save_model(onnx.load(str(tiny_onnx.path)), target)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from runtime_helpers import labels_mask, read_png, write_png
 
-from echogen_trt.errors import InputMismatch
+from echogen_trt.errors import InputMismatch, OutputError
 from echogen_trt.runtime import io
 
 
@@ -171,7 +171,7 @@ def test_write_frame_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match=r"f\.png \| cannot be written \(disk full\)"):
         io.write_frame(tmp_path / "f.png", np.zeros((8, 8), np.uint8))
     assert list(tmp_path.iterdir()) == []
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from echogen_trt.errors import ConfigError
+from echogen_trt.fileio import show_path
 from echogen_trt.runtime.paths import FORMATS, parse_shard
 from echogen_trt.runtime.pipeline import SIZES, GenerateSummary, run_generate
 from echogen_trt.runtime.registry import BACKENDS, backend_availability, resolve_kind
@@ -90,6 +91,11 @@ def _show(path: Path, cwd: Path) -> str:
 @click.option("--skip-existing", is_flag=True, help="Keep frames already in --out (resume a run).")
 @click.option("--shard", metavar="I/N", help="Do only shard I of N (0-based), for parallel jobs.")
 @click.option("--workers", type=click.IntRange(min=1), help="Reader and writer threads each.")
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    help="Refuse masks larger than this, from the file header [67108864 = 8192x8192].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def generate(
@@ -99,7 +105,8 @@ def generate(
     """Generate one echo frame per mask in INPUTS (folders, glob patterns or files).
 
     Masks: PNG/BMP/TIFF, .npy or CAMUS *_gt.mhd / *_gt.nii.gz holding labels 0..3 (or
-    0/85/170/255). Bad inputs are reported and skipped; the exit status is 1 if any failed.
+    0/85/170/255, or 0/21845/43690/65535 in 16 bit). Bad inputs are reported and skipped; the
+    exit status is 1 if any failed.
 
     \b
     Example:
@@ -138,5 +145,6 @@ def format_summary(s: GenerateSummary) -> str:
         )
     if s.failed:
         lines.append("failed:")
-        lines += [f"  {path}: {reason}" for path, reason in s.failed]
+        for path, reason in s.failed:  # one line each, whatever the file name holds
+            lines.append(f"  {show_path(path)}: {' '.join(reason.splitlines())}")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ interrupted run never leaves a half-written file under a real name.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import tempfile
@@ -29,6 +30,7 @@ import numpy as np
 
 from echogen_trt.data.records import ViewRecord
 from echogen_trt.errors import ConfigError
+from echogen_trt.fileio import write_text_atomic, writing
 
 LAYOUTS = ("mhd", "nifti")
 MHD_SUBSETS = ("training", "testing")
@@ -154,11 +156,15 @@ def _write_mhd(base: Path, array: np.ndarray, spacing: tuple[float, float]) -> N
         data = data[np.newaxis]
     image = sitk.GetImageFromArray(data)  # numpy (T, H, W) -> ITK size (W, H, T)
     image.SetSpacing((float(spacing[1]), float(spacing[0]), 1.0))
-    with _temp_dir(base.parent) as tmp:
-        sitk.WriteImage(image, str(tmp / f"{base.name}.mhd"), False)
+    target = base.with_name(f"{base.name}.mhd")
+    with writing(target), _temp_dir(base.parent) as tmp:
+        try:
+            sitk.WriteImage(image, str(tmp / target.name), False)
+        except RuntimeError as err:  # ITK reports a full disk as a RuntimeError
+            raise OSError(errno.EIO, f"ITK could not write it: {str(err).strip()[-200:]}") from err
         # The header names its .raw by basename: move the data first, then the header.
         os.replace(tmp / f"{base.name}.raw", base.with_name(f"{base.name}.raw"))
-        os.replace(tmp / f"{base.name}.mhd", base.with_name(f"{base.name}.mhd"))
+        os.replace(tmp / target.name, target)
 
 
 def _write_nifti(base: Path, array: np.ndarray, spacing: tuple[float, float]) -> None:
@@ -171,12 +177,10 @@ def _write_nifti(base: Path, array: np.ndarray, spacing: tuple[float, float]) ->
     image.set_data_dtype(np.uint8)
     image.header.set_zooms((float(spacing[1]), float(spacing[0]), *[1.0] * (stored.ndim - 2)))
     target = base.with_name(f"{base.name}.nii.gz")
-    with _temp_dir(base.parent) as tmp:
+    with writing(target), _temp_dir(base.parent) as tmp:
         nib.save(image, str(tmp / target.name))
         os.replace(tmp / target.name, target)
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)

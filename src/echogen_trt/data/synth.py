@@ -20,6 +20,7 @@ import json
 import logging
 import multiprocessing
 import re
+import shutil
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -43,6 +44,7 @@ from echogen_trt.data.camus_write import (
 )
 from echogen_trt.data.phantom import patient_id, synth_patient
 from echogen_trt.errors import ConfigError, DataError, InternalError
+from echogen_trt.fileio import ensure_dir, remove_stale_temps, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ _PATIENT = "{patient}"  # placeholder for the patient id in the recorded file na
 _TOP = (NIFTI_DIR, *MHD_SUBSETS)  # the folders that hold patient folders
 _DIR_RE = re.compile(rf"^(?:{'|'.join(_TOP)})/patient\d{{4}}$")
 _NAME_RE = re.compile(r"^(?:\{patient\}|[A-Za-z0-9])[A-Za-z0-9_.{}]*$")
+_TEMP_DIR_RE = re.compile(r"^\.tmp-[a-z0-9_]{8}$")  # tempfile.TemporaryDirectory(prefix=".tmp-")
+_OLD_TEMP_RE = re.compile(r"^\.[A-Za-z0-9_.]+\.\d+\.tmp$")  # text temps of versions <= 0.1.0
 _SPLIT_PATHS = tuple(f"{SPLIT_DIR}/{name}" for name in SPLIT_FILES.values())
 
 
@@ -271,11 +275,35 @@ def _prepare(root: Path, plan: Written, overwrite: bool) -> bool:
             "synthetic tree). Expected an empty or new folder. Hint: pick another --out, or "
             "pass --overwrite to write beside the existing files (none is ever replaced)."
         )
+    if marker is not None:
+        _remove_leftovers(root, previous)
     owned = set(previous.paths()) | ({MARKER} if marker is not None else set())
     _refuse_conflicts(root, plan, owned, legacy=marker is not None and "written" not in marker)
     _delete_recorded(root, previous)
-    root.mkdir(parents=True, exist_ok=True)
+    ensure_dir(root, "synth output")
     return any(p.is_file() and p.name != MARKER for p in root.rglob("*"))
+
+
+def _remove_leftovers(root: Path, previous: Written) -> None:
+    """Delete the temporary files and folders a killed synth run left where it was writing
+    (its recorded patient folders, the split folder, the root), so a rerun can complete."""
+    removed = remove_stale_temps(root, [MARKER])
+    removed += remove_stale_temps(root / SPLIT_DIR, SPLIT_FILES.values())
+    for folder in (root / d for d in previous.dirs):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        removed += remove_stale_temps(folder)
+        for entry in folder.iterdir():
+            if entry.is_symlink():
+                continue
+            if entry.is_dir() and _TEMP_DIR_RE.match(entry.name):
+                shutil.rmtree(entry)  # camus_write's scratch folder (tempfile, ".tmp-")
+                removed.append(entry)
+            elif entry.is_file() and _OLD_TEMP_RE.match(entry.name):
+                entry.unlink()
+                removed.append(entry)
+    if removed:
+        logger.info("removed %d temporary file(s) of an interrupted synth run", len(removed))
 
 
 def _refuse_conflicts(root: Path, plan: Written, owned: set[str], legacy: bool) -> None:
@@ -334,9 +362,7 @@ def _delete_recorded(root: Path, previous: Written) -> None:
 
 def _write_marker(root: Path, fields: dict[str, object]) -> None:
     data = {"generator": GENERATOR, "version": __version__, **fields}
-    tmp = root / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(root / MARKER)
+    write_text_atomic(root / MARKER, json.dumps(data, indent=2) + "\n")
 
 
 def _run_jobs(jobs: list[Any], workers: int, progress: bool) -> None:

@@ -4,6 +4,11 @@ A TensorRT engine is tied to the TensorRT version and the GPU that built it (and
 must be built on the Jetson). Loading one elsewhere fails deep inside TensorRT, or works slowly.
 So the builder records its provenance, and the loader refuses a mismatch up front with one
 message that lists every difference and the exact command that rebuilds the engine here.
+
+The provenance also records the engine's own sha256 (written beside it right after the engine),
+checked at load: a swapped or modified engine file is refused, and so is one whose source ONNX
+changed, when the loader is given that ONNX file. Hashing is cheap next to deserializing: an
+89 MiB file took 0.21 s (`fileio.sha256_file`, warm page cache, 2-core EPYC VM).
 Torch-free and TensorRT-free.
 """
 
@@ -12,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +89,7 @@ class Provenance:
     echogen_version: str = ""
     platform: str = ""
     layer_precisions: dict[str, int] = field(default_factory=dict)
+    engine_sha256: str = ""  # of the engine file; "" in provenance written before it was kept
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -132,8 +138,11 @@ def provenance_path(engine_path: str | os.PathLike[str]) -> Path:
 
 
 def write_provenance(prov: Provenance, engine_path: str | os.PathLike[str]) -> Path:
-    """Write `<engine>.json` atomically; returns its path."""
+    """Write `<engine>.json` atomically, with the sha256 of the engine file when it exists
+    (the builder writes the engine first); returns its path."""
     path = provenance_path(engine_path)
+    if not prov.engine_sha256 and Path(engine_path).is_file():
+        prov = replace(prov, engine_sha256=sha256_file(engine_path))
     write_bytes_atomic(path, (json.dumps(prov.to_dict(), indent=2) + "\n").encode())
     return path
 
@@ -172,9 +181,16 @@ def rebuild_command(prov: Provenance, engine_path: str | os.PathLike[str]) -> st
 
 
 def mismatches(
-    prov: Provenance, current: Environment, *, onnx_sha256: str | None = None
+    prov: Provenance,
+    current: Environment,
+    *,
+    onnx_sha256: str | None = None,
+    engine_path: str | os.PathLike[str] | None = None,
+    onnx_path: str | os.PathLike[str] | None = None,
 ) -> list[str]:
-    """Each way the engine does not fit `current`, in words (empty: it fits)."""
+    """Each way the engine does not fit `current`, in words (empty: it fits). With
+    `engine_path` the file's sha256 is checked against the recorded one; with `onnx_path` (or
+    its `onnx_sha256`) the source ONNX is checked too."""
     found = []
     if prov.tensorrt_version != current.tensorrt_version:
         found.append(
@@ -191,8 +207,37 @@ def mismatches(
         found.append(
             f"GPU model: engine built on {prov.device_name!r}, this is {current.device_name!r}"
         )
+    return found + integrity_problems(
+        prov, engine_path=engine_path, onnx_path=onnx_path, onnx_sha256=onnx_sha256
+    )
+
+
+def integrity_problems(
+    prov: Provenance,
+    *,
+    engine_path: str | os.PathLike[str] | None = None,
+    onnx_path: str | os.PathLike[str] | None = None,
+    onnx_sha256: str | None = None,
+) -> list[str]:
+    """The engine file and the source ONNX against the hashes recorded at build time."""
+    found = []
+    if engine_path is not None and prov.engine_sha256 and Path(engine_path).is_file():
+        actual = sha256_file(engine_path)
+        if actual != prov.engine_sha256:
+            found.append(
+                f"engine: {engine_path} has sha256 {actual[:16]}..., the build recorded "
+                f"{prov.engine_sha256[:16]}... (the file was replaced or modified)"
+            )
+    if onnx_path is not None:
+        if not Path(onnx_path).is_file():
+            raise EngineMismatch(
+                f"onnx {onnx_path} | not found, so the engine cannot be checked against it. "
+                "Hint: pass the ONNX file the engine was built from."
+            )
+        onnx_sha256 = sha256_file(onnx_path)
     if onnx_sha256 is not None and onnx_sha256 != prov.onnx_sha256:
-        found.append(f"ONNX: {prov.onnx_path} changed since the engine was built")
+        where = f" ({onnx_path})" if onnx_path is not None else ""
+        found.append(f"ONNX: {prov.onnx_path} changed since the engine was built{where}")
     return found
 
 
@@ -202,15 +247,24 @@ def check_compatible(
     *,
     engine_path: str | os.PathLike[str] = "model.engine",
     onnx_sha256: str | None = None,
+    onnx_path: str | os.PathLike[str] | None = None,
 ) -> None:
-    """Raise EngineMismatch listing every mismatch and the exact rebuild command."""
-    found = mismatches(prov, current, onnx_sha256=onnx_sha256)
-    if not found:
+    """Raise EngineMismatch listing every mismatch and the exact rebuild command. The engine
+    file at `engine_path`, when it exists, must have the sha256 the build recorded."""
+    found = mismatches(prov, current, onnx_sha256=onnx_sha256, onnx_path=onnx_path)
+    changed = integrity_problems(prov, engine_path=engine_path)
+    if not found and not changed:
         return
-    listed = "\n".join(f"  - {m}" for m in found)
+    listed = "\n".join(f"  - {m}" for m in [*found, *changed])
+    env = len(found) > sum(m.startswith("ONNX:") for m in found)
+    why = (
+        "was built for another machine; TensorRT engines are tied to the TensorRT version and "
+        "the GPU"
+        if env
+        else "does not match what was built (its provenance records the hashes)"
+    )
     raise EngineMismatch(
-        f"{engine_path} | was built for another machine; TensorRT engines are tied to the "
-        f"TensorRT version and the GPU:\n{listed}\n"
+        f"{engine_path} | {why}:\n{listed}\n"
         f"Hint: rebuild it here:\n  {rebuild_command(prov, engine_path)}\n"
         "(or, from Python, TensorRTBackend(..., force=True) to try it anyway)"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io as _io
 import os
+import struct
 from pathlib import Path
 
 import cv2
@@ -19,12 +20,18 @@ import numpy as np
 from echogen_trt.data.experiments import MAX_LABEL
 from echogen_trt.data.preview import PALETTE
 from echogen_trt.errors import InputMismatch
-from echogen_trt.fileio import write_bytes_atomic
+from echogen_trt.fileio import show_path, write_bytes_atomic
 
+# Masks larger than this are refused from the file header, before decoding: a 1 MB PNG can
+# claim 30000x30000 pixels (a decompression bomb), and --size original --overlay then allocates
+# about 10 bytes per pixel. 8192x8192 is far above any echo mask; `max_pixels` changes it.
+MAX_PIXELS = 8192 * 8192
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".npy", ".mhd", ".nii", ".nii.gz")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
-# Masks saved for viewing spread labels 0..3 over the full range: 0, 85, 170, 255 (8 bit).
-_SCALES = {np.dtype(np.uint8): 255 // MAX_LABEL, np.dtype(np.uint16): 65535 // MAX_LABEL}
+# Masks saved for viewing spread labels 0..3 over the range: x85 (0/85/170/255, 8-bit range,
+# also as found in 16-bit files) or x21845 (0/21845/43690/65535, the 16-bit range). The two
+# cannot be confused: 3 x 85 = 255 < 21845.
+SCALES = (255 // MAX_LABEL, 65535 // MAX_LABEL)
 # BGR colours per label for the mask panel and the contours: the data layer's palette.
 LABEL_COLOURS_BGR: dict[int, tuple[int, int, int]] = {
     label: (int(b), int(g), int(r)) for label, (b, g, r) in enumerate(PALETTE) if label
@@ -48,43 +55,119 @@ def mask_stem(path: str | os.PathLike[str]) -> str:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
+def read_mask(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """One mask file as uint8 (H, W) raw labels 0..3; InputMismatch naming the file otherwise.
 
-    Accepts raw labels 0..3 or the scaled convention {0, 85, 170, 255} (16 bit: multiples of
-    21845). Colour images are accepted only when grey in fact (all colour channels equal).
+    Accepts raw labels 0..3 or the scaled conventions x85 (0/85/170/255, in 8- or 16-bit
+    files) and x21845 (0/21845/43690/65535). Colour images are accepted only when grey in fact
+    (all colour channels equal). A mask of more than `max_pixels` pixels is refused from its
+    header (PNG, BMP, TIFF, NIfTI) before decoding; running out of memory is an InputMismatch
+    too, so one huge file never ends a batch.
     """
     p = Path(path)
     if not p.is_file():
         what = "is a folder" if p.is_dir() else "does not exist or cannot be read"
-        raise InputMismatch(f"{p} | {what}. Expected a mask file ({', '.join(MASK_SUFFIXES)}).")
+        raise InputMismatch(
+            f"{show_path(p)} | {what}. Expected a mask file ({', '.join(MASK_SUFFIXES)})."
+        )
     suffix = mask_suffix(p)
     try:
         if suffix == ".npy":
             array = _read_npy(p)
         elif suffix in (".mhd", ".nii", ".nii.gz"):
-            array = _read_medical(p, suffix)
+            array = _read_medical(p, suffix, max_pixels)
         else:
-            array = _read_image(p)
+            array = _read_image(p, max_pixels)
+        mask = _to_2d(array, p)
+        check_pixels(p, mask.shape, max_pixels)
+        return labels_from_values(mask, show_path(p))
     except InputMismatch:
         raise
     except Exception as err:  # the decoders (SimpleITK, nibabel, numpy) raise all sorts
+        if is_out_of_memory(err):
+            raise InputMismatch(
+                f"{show_path(p)} | out of memory while reading it. Expected a mask that fits "
+                "in memory. Hint: lower --max-pixels to refuse such files up front."
+            ) from err
         raise InputMismatch(
-            f"{p} | cannot be read ({type(err).__name__}: {str(err).strip()[:200]}). "
-            "Expected a readable mask file."
+            f"{show_path(p)} | cannot be read ({type(err).__name__}: {str(err).strip()[:200]})."
+            " Expected a readable mask file."
         ) from err
-    return labels_from_values(_to_2d(array, p), str(p))
 
 
-def _read_image(p: Path) -> np.ndarray:
+def is_out_of_memory(err: BaseException) -> bool:
+    """MemoryError, or OpenCV's "Insufficient memory" cv2.error (it raises no MemoryError)."""
+    return isinstance(err, MemoryError) or (
+        isinstance(err, cv2.error) and getattr(err, "code", None) == cv2.Error.StsNoMem
+    )
+
+
+def check_pixels(p: Path, shape: tuple[int, ...], max_pixels: int) -> None:
+    """InputMismatch when a (H, W) `shape` has more than `max_pixels` pixels."""
+    if len(shape) == 2 and shape[0] * shape[1] > max_pixels:
+        raise InputMismatch(
+            f"{show_path(p)} | {shape[1]}x{shape[0]} pixels ({shape[0] * shape[1]:,}), over "
+            f"the limit of {max_pixels:,}. Expected a mask of at most {max_pixels:,} pixels. "
+            "Hint: raise the limit with --max-pixels if the file is genuine."
+        )
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a PNG, BMP or TIFF header without decoding; None if unknown."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", data[16:24])
+            return height, width
+        if data[:2] == b"BM":
+            if struct.unpack("<I", data[14:18])[0] == 12:  # BITMAPCOREHEADER: 16-bit sizes
+                width, height = struct.unpack("<HH", data[18:22])
+            else:
+                width, height = struct.unpack("<ii", data[18:26])
+            return abs(height), abs(width)
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _tiff_size(data)
+    except struct.error:  # truncated header: the decoder reports it
+        return None
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from the first IFD (tags 256/257) of a classic or Big TIFF."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    if big:
+        (offset,) = struct.unpack(order + "Q", data[8:16])
+        (count,) = struct.unpack(order + "Q", data[offset : offset + 8])
+        start, size, head = offset + 8, 20, "HHQ"
+    else:
+        (offset,) = struct.unpack(order + "I", data[4:8])
+        (count,) = struct.unpack(order + "H", data[offset : offset + 2])
+        start, size, head = offset + 2, 12, "HHI"
+    found: dict[int, int] = {}
+    for i in range(min(count, 4096)):
+        entry = data[start + i * size : start + (i + 1) * size]
+        tag, kind, _ = struct.unpack(order + head, entry[: struct.calcsize(order + head)])
+        if tag in (256, 257):
+            value = entry[size - (8 if big else 4) :]
+            code = {3: "H", 4: "I", 16: "Q"}.get(kind)
+            if code is None:
+                return None
+            found[tag] = struct.unpack(order + code, value[: struct.calcsize(code)])[0]
+    return (found[257], found[256]) if len(found) == 2 else None
+
+
+def _read_image(p: Path, max_pixels: int) -> np.ndarray:
     data = np.fromfile(p, dtype=np.uint8)  # not cv2.imread: unicode paths on every platform
     if data.size == 0:
-        raise InputMismatch(f"{p} | empty file. Expected an image holding a mask.")
+        raise InputMismatch(f"{show_path(p)} | empty file. Expected an image holding a mask.")
+    size = image_size(data.tobytes())
+    if size is not None:
+        check_pixels(p, size, max_pixels)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputMismatch(
-            f"{p} | not a decodable image (corrupt or truncated). Expected a PNG, BMP or TIFF "
-            "mask. Hint: re-export it from the annotation tool."
+            f"{show_path(p)} | not a decodable image (corrupt or truncated). Expected a PNG, BMP "
+            "or TIFF mask. Hint: re-export it from the annotation tool."
         )
     if image.ndim == 3:
         image = _grey_from_colour(image, p)
@@ -96,23 +179,29 @@ def _grey_from_colour(image: np.ndarray, p: Path) -> np.ndarray:
     first = colour[..., 0]
     if not all(np.array_equal(first, colour[..., c]) for c in range(1, colour.shape[2])):
         raise InputMismatch(
-            f"{p} | colour image ({image.shape[2]} channels with different values). Expected a "
-            "single-channel mask of labels 0..3. Hint: save the label map as 8-bit greyscale "
-            "(palette PNGs lose their indices when decoded)."
+            f"{show_path(p)} | colour image ({image.shape[2]} channels with different values). "
+            "Expected a single-channel mask of labels 0..3. Hint: save the label map as 8-bit "
+            "greyscale (palette PNGs lose their indices when decoded)."
         )
     return np.asarray(first)
 
 
 def _read_npy(p: Path) -> np.ndarray:
     if p.stat().st_size == 0:
-        raise InputMismatch(f"{p} | empty file. Expected a .npy array holding a mask.")
+        raise InputMismatch(f"{show_path(p)} | empty file. Expected a .npy array holding a mask.")
     return np.asarray(np.load(p, allow_pickle=False))
 
 
-def _read_medical(p: Path, suffix: str) -> np.ndarray:
+def _read_medical(p: Path, suffix: str, max_pixels: int) -> np.ndarray:
     """CAMUS masks, in display order by the data layer's reader (one place knows orientation)."""
     if p.stat().st_size == 0:
-        raise InputMismatch(f"{p} | empty file. Expected a {suffix} mask.")
+        raise InputMismatch(f"{show_path(p)} | empty file. Expected a {suffix} mask.")
+    if suffix != ".mhd":  # .nii.gz is compressed: check the header's size before decoding
+        import nibabel
+
+        shape: tuple[int, ...] = tuple(getattr(nibabel.load(str(p)), "shape", ()))  # header only
+        if len(shape) >= 2:
+            check_pixels(p, (int(shape[1]), int(shape[0])), max_pixels)
     from echogen_trt.data.camus import read_medical
 
     return read_medical(p)[0]
@@ -122,7 +211,7 @@ def _to_2d(array: np.ndarray, p: Path) -> np.ndarray:
     squeezed = np.squeeze(array) if array.ndim > 2 else array
     if squeezed.ndim != 2 or 0 in squeezed.shape:
         raise InputMismatch(
-            f"{p} | array of shape {tuple(array.shape)}. Expected one 2-D mask (H, W). "
+            f"{show_path(p)} | array of shape {tuple(array.shape)}. Expected one 2-D mask (H, W). "
             "Hint: sequences are not served; split them into one file per frame."
         )
     return squeezed
@@ -143,9 +232,9 @@ def labels_from_values(array: np.ndarray, source: str = "mask") -> np.ndarray:
     ints = values.astype(np.int64)
     if ints.size and ints.min() >= 0 and ints.max() <= MAX_LABEL:
         return array.astype(np.uint8, copy=False)
-    scale = _SCALES.get(array.dtype, 255 // MAX_LABEL)
-    if np.all(ints % scale == 0) and ints.min() >= 0 and ints.max() <= MAX_LABEL * scale:
-        return (array.astype(np.int64) // scale).astype(np.uint8)
+    for scale in SCALES:  # whatever the file's bit depth
+        if np.all(ints % scale == 0) and ints.min() >= 0 and ints.max() <= MAX_LABEL * scale:
+            return (array.astype(np.int64) // scale).astype(np.uint8)
     raise _bad_values(source, values)
 
 
@@ -162,8 +251,8 @@ def _bad_values(source: str, values: np.ndarray) -> InputMismatch:
     more = f" ... ({values.size} distinct)" if values.size > 12 else ""
     return InputMismatch(
         f"{source} | mask values {{{shown}{more}}}. Expected raw labels 0..3 (0 background, "
-        "1 LV, 2 myocardium, 3 LA) or the scaled 0/85/170/255. Hint: is this an image rather "
-        "than a mask?"
+        "1 LV, 2 myocardium, 3 LA) or scaled x85 (0/85/170/255) or x21845 (0/21845/43690/65535, "
+        "16 bit). Hint: is this an image rather than a mask?"
     )
 
 

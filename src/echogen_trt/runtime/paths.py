@@ -8,6 +8,7 @@ folder, or two frames to one path: a wrong `--out` must never cost the user thei
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import logging
 import os
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from echogen_trt.errors import ConfigError
+from echogen_trt.fileio import show_path
 from echogen_trt.runtime.io import mask_stem, mask_suffix
 
 log = logging.getLogger(__name__)
@@ -48,57 +50,124 @@ def collect_inputs(
     recursive: bool = False,
     exclude: Path | None = None,
 ) -> tuple[list[MaskItem], list[tuple[str, str]]]:
-    """(mask files found, [(input, reason)] for inputs that name nothing readable).
+    """(mask files found, [(input, reason)] for inputs that name nothing readable, and for
+    folders that could not be listed: their masks are missing, so the run must not pass).
 
     Files under `exclude` (the output folder) are never inputs. Hidden files are skipped.
     """
-    excluded = exclude.resolve() if exclude is not None else None
     items: dict[Path, MaskItem] = {}
     failed: list[tuple[str, str]] = []
-    skipped = 0
     for raw in inputs:
         text = os.fspath(raw)
-        found, reason = _expand(text, recursive)
-        if reason:
-            failed.append((text, reason))
+        found, problems = _expand(text, recursive)
+        failed += [(show_path(name), reason) for name, reason in problems]
         for item in found:
-            resolved = item.path.resolve()
-            if excluded is not None and resolved.is_relative_to(excluded):
-                skipped += 1
-                continue
-            items.setdefault(resolved, item)  # the same file named twice is read once
-    if skipped:
-        log.info("%d file(s) inside the output folder %s are not read as inputs", skipped, exclude)
-    return list(items.values()), failed
+            items.setdefault(item.path.resolve(), item)  # the same file named twice is read once
+    kept, inside = split_inside(list(items.values()), exclude)
+    if inside:
+        log.info("%d file(s) inside the output folder %s are not read", len(inside), exclude)
+    return kept, failed
 
 
-def _expand(text: str, recursive: bool) -> tuple[list[MaskItem], str]:
+def split_inside(
+    items: Sequence[MaskItem], out: Path | None
+) -> tuple[list[MaskItem], list[MaskItem]]:
+    """(items outside `out`, items inside it): files in the output folder are never inputs."""
+    if out is None:
+        return list(items), []
+    resolved = out.resolve()
+    inside = [i for i in items if i.path.resolve().is_relative_to(resolved)]
+    return [i for i in items if i not in inside], inside
+
+
+def _expand(text: str, recursive: bool) -> tuple[list[MaskItem], list[tuple[str, str]]]:
     path = Path(text)
     if path.is_dir():
-        return [
-            MaskItem(p, PurePosixPath(p.relative_to(path).as_posix()))
-            for p in _walk(path, recursive)
-        ], ""
+        files, unreadable = _walk(path, recursive)
+        items = [MaskItem(p, PurePosixPath(p.relative_to(path).as_posix())) for p in files]
+        return items, unreadable
     if path.exists() or path.is_symlink():
-        return [MaskItem(path, PurePosixPath(path.name))], ""
+        return [MaskItem(path, PurePosixPath(path.name))], []
     if glob.has_magic(text):
         root = _glob_root(text)
-        matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+        if "**" in text:
+            matches, unreadable = _glob_recursive(root, Path(text).parts[len(root.parts) :])
+        else:
+            matches, unreadable = sorted(Path(m) for m in glob.glob(text)), []
         files = [m for m in matches if m.is_file() and not m.name.startswith(".")]
         if not files:
-            return [], "no file matches this pattern"
-        return [MaskItem(m, PurePosixPath(m.relative_to(root).as_posix())) for m in files], ""
-    return [], "does not exist"
+            return [], [(text, "no file matches this pattern"), *unreadable]
+        items = [MaskItem(m, PurePosixPath(m.relative_to(root).as_posix())) for m in files]
+        return items, unreadable
+    return [], [(text, "does not exist")]
 
 
-def _walk(root: Path, recursive: bool) -> list[Path]:
+def _walk(root: Path, recursive: bool) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Mask files under `root` and [(folder, reason)] for folders that could not be listed."""
+    unreadable: list[tuple[str, str]] = []
+
+    def report(err: OSError) -> None:
+        folder = err.filename if err.filename is not None else root
+        unreadable.append((show_path(folder), _unreadable(err)))
+
     if not recursive:
-        return sorted(p for p in root.iterdir() if p.is_file() and _is_mask_file(p))
+        try:
+            return sorted(p for p in root.iterdir() if p.is_file() and _is_mask_file(p)), []
+        except OSError as err:
+            report(err)
+            return [], unreadable
     found = []
-    for folder, dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root, onerror=report):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [Path(folder) / f for f in files if _is_mask_file(Path(folder) / f)]
-    return sorted(found)
+    return sorted(found), unreadable
+
+
+def _unreadable(err: OSError) -> str:
+    return (
+        f"folder cannot be read ({err.strerror or err}), so its masks were not generated. "
+        "Hint: fix its permissions or leave it out of the inputs"
+    )
+
+
+def _glob_recursive(root: Path, pattern: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files under `root` matching `pattern` (path parts, `**` = any number of folders).
+
+    Unlike glob.glob, which follows every symlink and never ends on a link to a parent folder,
+    this visits each real folder once; hidden folders are skipped, as glob skips them.
+    """
+    seen: set[str] = set()
+    found: list[Path] = []
+    unreadable: list[tuple[str, str]] = []
+
+    def report(err: OSError) -> None:
+        unreadable.append((show_path(err.filename or root), _unreadable(err)))
+
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=report):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        base = Path(folder).relative_to(root).parts
+        found += [Path(folder) / f for f in files if _match_parts((*base, f), tuple(pattern))]
+    return sorted(found), unreadable
+
+
+def _match_parts(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    """Whether relative path `parts` matches glob `pattern` parts (`**` spans 0+ folders)."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_match_parts(parts[i:], pattern[1:]) for i in range(len(parts) + 1))
+    head = pattern[0]
+    return (
+        bool(parts)
+        and (not parts[0].startswith(".") or head.startswith("."))
+        and fnmatch.fnmatchcase(parts[0], head)
+        and _match_parts(parts[1:], pattern[1:])
+    )
 
 
 def _is_mask_file(path: Path) -> bool:
@@ -151,6 +220,33 @@ def plan_jobs(
                 )
         jobs.append(Job(item.path, str(item.rel), target, panel))
     return jobs
+
+
+def refuse_foreign_files(inside: Sequence[MaskItem], jobs: Sequence[Job], out_dir: Path) -> None:
+    """ConfigError when --out lies among the inputs and already holds mask files that are not
+    frames of this plan (in any format, or overlays): they would be silently left out as
+    inputs, and the frames mixed in with them. Frames of an earlier run like this one pass."""
+    ours = set()
+    for job in jobs:
+        for path in (job.out, job.panel):
+            if path is not None:
+                ours.add(_frame_base(path))
+    foreign = [i.path for i in inside if _frame_base(i.path) not in ours]
+    if foreign:
+        shown = ", ".join(show_path(p) for p in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"--out {show_path(out_dir)} | lies among the inputs and already holds "
+            f"{len(foreign)} mask file(s) that are not frames of this run ({shown}); they would "
+            "be skipped as inputs and the frames mixed in with them. Expected an --out outside "
+            f"the inputs, or one holding only earlier frames. Hint: --out {out_dir.name}_frames "
+            "beside the inputs."
+        )
+
+
+def _frame_base(path: Path) -> Path:
+    """Frame, overlay and mask of one input share this: folder / stem without `_overlay`."""
+    stem = mask_stem(path.name) if mask_suffix(path) else Path(path.name).stem
+    return path.resolve().parent / stem.removesuffix("_overlay")
 
 
 def refuse_input_folder(out: Path, folders: Iterable[Path]) -> None:

@@ -13,8 +13,9 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,19 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from echogen_trt.errors import ConfigError, EchogenError
+from echogen_trt.errors import ConfigError, EchogenError, InputMismatch
+from echogen_trt.fileio import check_dir_creatable, ensure_dir, remove_stale_temps, show_path
 from echogen_trt.runtime.generator import Generator
-from echogen_trt.runtime.io import panel, read_mask, write_frame
+from echogen_trt.runtime.io import MAX_PIXELS, is_out_of_memory, panel, read_mask, write_frame
 from echogen_trt.runtime.paths import (
     FORMATS,
     Job,
     collect_inputs,
     plan_jobs,
+    refuse_foreign_files,
     refuse_input_folder,
     shard_jobs,
+    split_inside,
 )
 from echogen_trt.runtime.prepost import restore_size
 from echogen_trt.runtime.registry import resolve_kind
@@ -91,19 +95,25 @@ def run_generate(
     shard: tuple[int, int] | None = None,
     workers: int | None = None,
     progress: bool = True,
+    max_pixels: int = MAX_PIXELS,
     **backend_opts: Any,
 ) -> GenerateSummary:
     """Generate one frame per mask file under `out_dir`, mirroring the inputs' relative paths.
 
-    Raises ConfigError for an unsafe or empty plan before any work; per-input problems go to
-    `summary.failed` and the run goes on.
+    Raises ConfigError (or OutputError for an --out that cannot be created) for an unsafe or
+    empty plan before any work; per-input problems go to `summary.failed` and the run goes on.
+    `out_dir` is created only once the model has loaded. Masks over `max_pixels` pixels fail.
     """
     _check_options(size, fmt, shard, workers)
     out = Path(out_dir)
+    check_dir_creatable(out, "--out")
     inputs = [os.fspath(i) for i in inputs]
     dirs = [Path(i) for i in inputs if Path(i).is_dir()]
     refuse_input_folder(out.resolve(), [d.resolve() for d in dirs])
-    items, failed = collect_inputs(inputs, recursive=recursive, exclude=out)
+    found, failed = collect_inputs(inputs, recursive=recursive)
+    items, inside = split_inside(found, out)
+    if inside:
+        log.info("%d file(s) inside the output folder %s are not read as inputs", len(inside), out)
     if not items and not failed:
         resolved = out.resolve()
         if inputs and all(resolved in Path(i).resolve().parents for i in inputs):
@@ -115,18 +125,22 @@ def run_generate(
             f"inputs {inputs} | no mask files found. Expected PNG, BMP, TIFF, .npy or CAMUS "
             "*_gt.mhd / *_gt.nii.gz files. Hint: add --recursive for nested folders."
         )
-    jobs = shard_jobs(plan_jobs(items, out, fmt=fmt, overlay=overlay, input_dirs=dirs), shard)
+    planned = plan_jobs(items, out, fmt=fmt, overlay=overlay, input_dirs=dirs)
+    refuse_foreign_files(inside, planned, out)
+    jobs = shard_jobs(planned, shard)
     summary = GenerateSummary(str(model), resolve_kind(model, backend), str(out), total=len(jobs))
     summary.failed.extend(failed)
+    _remove_stale_temps(jobs)  # of this run's targets only: what a killed run left mid-write
     if skip_existing:
         done = [j for j in jobs if _is_done(j)]
         summary.skipped_existing = len(done)
         jobs = [j for j in jobs if not _is_done(j)]
     if jobs:
-        out.mkdir(parents=True, exist_ok=True)
         _serve(
             jobs,
             summary,
+            out=out,
+            max_pixels=max_pixels,
             model=model,
             backend=backend,
             batch_size=batch_size,
@@ -156,6 +170,17 @@ def _check_options(size: str, fmt: str, shard: tuple[int, int] | None, workers: 
         raise ConfigError(f"workers | {workers}. Expected an integer >= 1.")
 
 
+def _remove_stale_temps(jobs: list[Job]) -> None:
+    """Temporary frames a killed run left beside this run's targets (never another run's)."""
+    names: dict[Path, set[str]] = {}
+    for job in jobs:
+        for path in (job.out, job.panel):
+            if path is not None:
+                names.setdefault(path.parent, set()).add(path.name)
+    for folder, wanted in names.items():
+        remove_stale_temps(folder, wanted)
+
+
 def _is_done(job: Job) -> bool:
     return job.out.is_file() and (job.panel is None or job.panel.is_file())
 
@@ -164,6 +189,8 @@ def _serve(
     jobs: list[Job],
     summary: GenerateSummary,
     *,
+    out: Path,
+    max_pixels: int,
     model: str | os.PathLike[str],
     backend: str | None,
     batch_size: int,
@@ -176,11 +203,14 @@ def _serve(
     start = time.perf_counter()
     with Generator(model, backend, batch_size, **backend_opts) as gen:
         summary.load_s = time.perf_counter() - start
+        ensure_dir(out, "--out")  # only now: a model that fails to load leaves no folder
         summary.backend = gen.backend.name
         providers = getattr(gen.backend, "providers", None)
         summary.detail = ", ".join(providers) if providers else ""
         bar = tqdm(total=len(jobs), unit="frame", disable=None if progress else True)
-        run = _Run(gen, summary, bar, size=size, overlay=overlay, workers=workers)
+        run = _Run(
+            gen, summary, bar, size=size, overlay=overlay, workers=workers, max_pixels=max_pixels
+        )
         loop_start = time.perf_counter()
         try:
             run.run(jobs)
@@ -192,6 +222,21 @@ def _serve(
                 summary.ms_per_frame = (time.perf_counter() - loop_start) * 1e3 / processed
             if gen.frames:
                 summary.compute_ms_per_frame = gen.compute_ms / gen.frames
+
+
+@contextmanager
+def _per_file_memory(job: Job, doing: str) -> Iterator[None]:
+    """Out of memory on one (huge) mask fails that file only; the batch goes on."""
+    try:
+        yield
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        raise InputMismatch(
+            f"{show_path(job.src)} | out of memory {doing}. Expected a mask that fits in memory "
+            "at this --size. Hint: lower --max-pixels to refuse such files up front, or drop "
+            "--size original / --overlay."
+        ) from err
 
 
 class _Run:
@@ -206,9 +251,11 @@ class _Run:
         size: str,
         overlay: bool,
         workers: int,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         self.gen, self.summary, self.bar = gen, summary, bar
         self.size, self.overlay, self.workers = size, overlay, workers
+        self.max_pixels = max_pixels
         self.writes: deque[tuple[Job, Future[None]]] = deque()
         self.failed_here: list[tuple[str, str]] = []
 
@@ -245,9 +292,10 @@ class _Run:
                 batch = []
 
     def _read(self, job: Job) -> _Loaded:
-        mask = read_mask(job.src)
+        mask = read_mask(job.src, max_pixels=self.max_pixels)
         shape = (int(mask.shape[0]), int(mask.shape[1]))
-        return _Loaded(self.gen.prepare(mask), shape, mask if self.overlay else None)
+        with _per_file_memory(job, "preparing it"):
+            return _Loaded(self.gen.prepare(mask), shape, mask if self.overlay else None)
 
     def _infer(self, batch: list[tuple[Job, _Loaded]], writers: ThreadPoolExecutor) -> None:
         frames = self.gen.run_prepared([loaded.prepared for _, loaded in batch])
@@ -256,11 +304,12 @@ class _Run:
         self._drain(2 * self.gen.batch_size + self.workers)
 
     def _write(self, job: Job, loaded: _Loaded, frame: np.ndarray) -> None:
-        if self.size == "original":
-            frame = restore_size(frame, loaded.shape)
-        if job.panel is not None and loaded.mask is not None:
-            write_frame(job.panel, panel(frame, loaded.mask))
-        write_frame(job.out, frame)  # last: a frame on disk means its panel is there too
+        with _per_file_memory(job, "writing its frame"):
+            if self.size == "original":
+                frame = restore_size(frame, loaded.shape)
+            if job.panel is not None and loaded.mask is not None:
+                write_frame(job.panel, panel(frame, loaded.mask))
+            write_frame(job.out, frame)  # last: a frame on disk means its panel is there too
 
     def _drain(self, keep: int) -> None:
         while len(self.writes) > keep:
@@ -274,9 +323,10 @@ class _Run:
             self.bar.update(1)
 
     def _fail(self, job: Job, err: Exception) -> None:
-        reason = str(err).removeprefix(f"{job.src} | ")
-        log.warning("skipped %s: %s", job.src, reason)
-        entry = (str(job.src), reason)
+        shown = show_path(job.src)
+        reason = str(err).removeprefix(f"{shown} | ")
+        log.warning("skipped %s: %s", shown, reason)
+        entry = (shown, reason)
         self.summary.failed.append(entry)
         self.failed_here.append(entry)
         self.bar.update(1)

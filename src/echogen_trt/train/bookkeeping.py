@@ -21,12 +21,14 @@ import torch
 from torch import nn
 
 from echogen_trt.errors import CheckpointError, ConfigError, TrainingError
-from echogen_trt.fileio import write_bytes_atomic
+from echogen_trt.fileio import remove_stale_temps, show_path, write_bytes_atomic, writing
 from echogen_trt.metrics import fan_metrics
 from echogen_trt.train.checkpoint import prune_checkpoints, save_checkpoint
 from echogen_trt.train.config import ARCH_KEYS, TrainConfig
 
 log = logging.getLogger(__name__)
+
+RUN_KEYS = {"experiment", "iters", "image_size", "width"}  # always in a run's config.json
 
 
 def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
@@ -37,9 +39,12 @@ def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
     return torch.autocast(device.type, dtype=dtype)
 
 
-def prepare_out(cfg: TrainConfig, resume: bool) -> Path:
-    """Create and probe the run folder; refuse to overwrite a run unless resuming."""
+def prepare_out(cfg: TrainConfig, resume: bool, *, check_data: bool = True) -> Path:
+    """Create and probe the run folder; refuse to overwrite a run unless resuming, and refuse a
+    folder that is neither empty nor a run of ours (or the dataset). Removes the temporary
+    files a killed run left (a checkpoint write cut short)."""
     out = Path(cfg.out or Path("runs") / cfg.experiment)
+    refuse_foreign_out(out, Path(cfg.data) if check_data else None)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write_test"
@@ -60,7 +65,61 @@ def prepare_out(cfg: TrainConfig, resume: bool) -> Path:
             f"out {out} | already holds a run (last.pt). Hint: pass --resume to continue it, "
             "or choose another --out."
         )
+    remove_stale_temps(out)
+    (out / ".last.pt.link").unlink(missing_ok=True)
     return out
+
+
+def refuse_foreign_out(out: Path, data: Path | None) -> None:
+    """ConfigError when `out` is (or lies inside) the dataset, or is a non-empty folder that is
+    not a run of ours (no config.json of ours): a run there would overwrite a user's config.json
+    or add run files to their folder."""
+    if data is not None and data.is_dir() and out.resolve().is_relative_to(data.resolve()):
+        raise ConfigError(
+            f"out {show_path(out)} | is the dataset folder --data {show_path(data)} or lies "
+            "inside it. Expected a run folder outside the data. Hint: --out runs/<name>."
+        )
+    if not out.is_dir() or not any(out.iterdir()) or is_run_folder(out):
+        return
+    raise ConfigError(
+        f"out {show_path(out)} | is a non-empty folder that is not a training run (no "
+        "config.json written by `echogen-trt train`); its files could be overwritten. Expected an "
+        "empty or new folder, or a previous run. Hint: choose another --out, e.g. runs/<name>."
+    )
+
+
+def is_run_folder(out: Path) -> bool:
+    """True when `out/config.json` is a TrainConfig written by a run (or last.pt is there)."""
+    if (out / "last.pt").is_file():
+        return True
+    try:
+        data = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.keys() >= RUN_KEYS
+
+
+def trim_metrics(out: Path, step: int) -> int:
+    """Drop metrics.jsonl rows after `step` (written after the checkpoint a resume starts from,
+    and a line cut short by a kill), so the resumed run does not record them twice."""
+    path = out / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            keep = int(row["step"]) <= step
+        except (ValueError, KeyError, TypeError):
+            keep = False
+        if keep:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        write_bytes_atomic(path, "".join(f"{line}\n" for line in kept).encode("utf-8"))
+        log.info("resume: dropped %d metrics.jsonl row(s) after step %d", dropped, step)
+    return dropped
 
 
 def config_for_resume(cfg: TrainConfig, state: dict[str, Any]) -> TrainConfig:
@@ -145,7 +204,8 @@ def open_tensorboard(cfg: TrainConfig, out: Path) -> Any:
 
 def record(out: Path, row: dict[str, Any], tb: Any) -> None:
     """Append one JSON line to metrics.jsonl (and scalars to TensorBoard)."""
-    with open(out / "metrics.jsonl", "a") as f:
+    path = out / "metrics.jsonl"
+    with writing(path), open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
     if tb is not None:
         for key, value in row.items():

@@ -14,7 +14,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import torch
@@ -75,11 +75,39 @@ def restore_rng(state: dict[str, Any], sampler: torch.Generator) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write `state` atomically (temporary file in the same folder, then os.replace)."""
+    """Write `state` atomically (temporary file in the same folder, then os.replace).
+
+    torch.save reports a failed write (a full disk) as a RuntimeError about stream positions;
+    the OSError behind it is re-raised instead, so fileio turns it into a one-line OutputError.
+    """
     path = Path(path)
     with atomic_write(path) as handle:
-        torch.save(state, handle)
+        sink = _Sink(handle)
+        try:
+            torch.save(state, cast(BinaryIO, sink))  # it only calls write() and flush()
+        except RuntimeError:
+            if sink.error is not None:
+                raise sink.error from None
+            raise
     return path
+
+
+class _Sink:
+    """A write-only file object that remembers the OSError its `write` raised."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def generator_state(

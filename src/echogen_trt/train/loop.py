@@ -39,6 +39,7 @@ from echogen_trt.train.bookkeeping import (
     prefixed,
     prepare_out,
     record,
+    trim_metrics,
     validate,
     write_checkpoint,
 )
@@ -367,7 +368,7 @@ def run_training(
         raise ConfigError("amp | 'fp16' needs a CUDA device. Hint: use --amp bf16 or --amp off.")
     if train_set is None:
         check_data_root(cfg.data)  # before the run folder is created
-    out = prepare_out(cfg, resume) if master else Path(cfg.out or ".")
+    out = prepare_out(cfg, resume, check_data=train_set is None) if master else Path(cfg.out or ".")
     state = load_checkpoint(out / "last.pt") if resume else None
     if state is not None:
         cfg = config_for_resume(cfg, state)
@@ -399,6 +400,8 @@ def run_training(
     if state is not None:
         step, best_val_l1 = restore_state(gan, state, sampler, cfg.seed + rank if rank else None)
         log.info("resumed %s at step %d", out / "last.pt", step)
+    if master:  # rows a killed run wrote after its last checkpoint (all of them: a new run)
+        trim_metrics(out, step if state is not None else -1)
     if world > 1:
         gan.wrap_ddp(device)
     start_step = step

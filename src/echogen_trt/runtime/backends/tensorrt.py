@@ -134,7 +134,8 @@ class _Session:
 class TensorRTBackend(Backend):
     """Runs a TensorRT engine built by `echogen-trt build-engine`.
 
-    Options: `force` (load despite a provenance mismatch or a missing provenance file),
+    Options: `force` (load despite a provenance mismatch or a missing provenance file), `onnx`
+    (the source ONNX file: refused if it changed since the build),
     `trt` and `cuda` (inject a TensorRT module and a CudaApi, for tests).
     """
 
@@ -199,9 +200,10 @@ class TensorRTBackend(Backend):
             log.warning("loading %s unchecked (force): %s", self.model_path, err)
             return None
         here = pv.Environment(str(trt.__version__), gpu.name, gpu.sm)
+        onnx = self.opts.get("onnx")  # the source ONNX, to check the engine against
         if not self.force:
-            pv.check_compatible(prov, here, engine_path=self.model_path)
-        elif found := pv.mismatches(prov, here):
+            pv.check_compatible(prov, here, engine_path=self.model_path, onnx_path=onnx)
+        elif found := pv.mismatches(prov, here, engine_path=self.model_path, onnx_path=onnx):
             log.warning("loading %s despite (force): %s", self.model_path, "; ".join(found))
         return prov
 

@@ -60,14 +60,8 @@ def build_engine(
     (on a Jetson, on the Jetson itself). The provenance written beside the engine lets
     `generate` refuse a mismatched engine with the command that rebuilds it.
     """
-    from pathlib import Path
-
     from echogen_trt.export import trt_build
-    from echogen_trt.fileio import check_distinct
 
-    engine = out if out is not None else Path(onnx_path).with_suffix(".engine")
-    check_distinct(timing_cache, {"ONNX input": onnx_path, "engine output": engine},
-                   what="--timing-cache")  # fmt: skip
     result = trt_build.build_engine(
         onnx_path, out, precision=precision, min_batch=min_batch, opt_batch=opt_batch,
         max_batch=max_batch, workspace_mb=workspace_mb, timing_cache=timing_cache,

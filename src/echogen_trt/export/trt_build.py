@@ -28,7 +28,7 @@ from echogen_trt import __version__
 from echogen_trt.errors import BackendUnavailable, ConfigError, EngineBuildError, InternalError
 from echogen_trt.export import provenance as pv
 from echogen_trt.export.trt_inspect import check_precision, inspect_engine
-from echogen_trt.fileio import check_output_path, write_bytes_atomic
+from echogen_trt.fileio import check_distinct, check_output_path, write_bytes_atomic
 from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime import availability, cuda_mem
 from echogen_trt.runtime.backends.tensorrt import shared_logger, trt_errors
@@ -436,8 +436,10 @@ def build_engine(
         precision=precision, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
         workspace_mb=workspace_mb, timing_cache=timing_cache, dla_core=dla_core, target=target,
     )  # fmt: skip
+    engine_path = Path(out_path) if out_path is not None else Path(onnx_path).with_suffix(".engine")
+    check_distinct(opts.timing_cache, {"ONNX input": onnx_path, "engine output": engine_path},
+                   what="--timing-cache")  # fmt: skip
     info = read_onnx(onnx_path)
-    engine_path = Path(out_path) if out_path is not None else info.path.with_suffix(".engine")
     check_output_path(engine_path, inputs=[info.path], suffixes=(".engine", ".plan"), what="engine")
     trt = trt if trt is not None else availability.require_tensorrt()
     cuda = cuda if cuda is not None else cuda_mem.get_cuda_api()

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import pytest
 from click.testing import CliRunner, Result
 
@@ -33,7 +34,8 @@ def test_evaluate_prints_a_table_writes_json_and_a_report_and_reuses_its_segment
     assert summary["model"]["backend"] == "OnnxRuntimeBackend"
     assert summary["segmenter"]["cache"] == "trained"
     assert summary["segmenter"]["params"] < 3_000_000
-    assert (report / "examples.png").stat().st_size > 0
+    picture = cv2.imread(str(report / "examples.png"))
+    assert picture.shape == (4 * 128, 5 * 128, 3)  # 4 test frames x (mask, 2 frames, 2 overlays)
     text = (report / "report.md").read_text()
     assert "Stojanovski" in text and "![examples](examples.png)" in text
     assert json.loads((report / "evaluation.json").read_text())["n_test"] == 4

@@ -129,3 +129,12 @@ def test_judging_the_training_split_is_refused(phantom_tree: Path) -> None:
         evaluate_generator(
             constant, phantom_tree, size=(SIZE, SIZE), kept=(1,), config=EvalConfig(split="train")
         )
+
+
+def test_frames_of_another_size_are_brought_to_the_masks_size() -> None:
+    masks = np.zeros((3, 32, 32), np.uint8)
+    frames = protocol.generate_frames(
+        lambda m: np.full((len(m), 16, 16), 255, np.uint8), masks, 2, False, "t"
+    )
+    assert frames.shape == (3, 32, 32) and frames.dtype == np.float32
+    assert np.all(frames == 1.0)

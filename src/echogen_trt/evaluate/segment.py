@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from pickle import UnpicklingError
 from typing import Any
 
 import numpy as np
@@ -173,7 +174,15 @@ def load_segmenter(path: Path, device: str = "cpu") -> tuple[SegmenterUNet, dict
         settings = SegmenterSettings(**state["settings"])
         model = build_segmenter(settings)
         model.load_state_dict(state["state_dict"])
-    except (OSError, RuntimeError, KeyError, TypeError) as err:
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        EOFError,
+        UnpicklingError,
+    ) as err:
         raise CheckpointError(
             f"segmenter {path} | cannot be loaded ({err}). Hint: delete it; evaluate trains a "
             "new one."

@@ -29,6 +29,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Build a TensorRT engine from an exported ONNX file.",
     ),
     "generate": ("echogen_trt.cli.generate", "generate", "Generate echo frames from masks."),
+    "evaluate": (
+        "echogen_trt.cli.evaluate",
+        "evaluate",
+        "Measure how faithful a model's frames are (Dice, KID, paired metrics).",
+    ),
     "bench": ("echogen_trt.cli.bench", "bench", "Benchmark backends, batch sizes and precisions."),
     "demo": ("echogen_trt.cli.demo", "demo", "Run the whole pipeline on phantom data."),
 }

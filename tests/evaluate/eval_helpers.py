@@ -1,0 +1,10 @@
+"""Constants shared by the evaluate tests (imported by name: pytest puts this folder on path)."""
+
+from __future__ import annotations
+
+from echogen_trt.evaluate.protocol import EvalConfig
+from echogen_trt.evaluate.segment import SegmenterSettings
+
+SIZE = 32
+TINY_SEG = SegmenterSettings(width=4, depth=3, iters=150, batch_size=8)
+TINY = EvalConfig(segmenter=TINY_SEG, kid_subsets=20, device="cpu", n_examples=2)

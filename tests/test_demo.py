@@ -25,8 +25,8 @@ from echogen_trt.metrics import fan_metrics, outside_fan_saturation
 
 TINY = ["--patients", "6", "--image-size", "64", "--width", "4", "--iters", "10",
         "--batch-size", "2", "--bench-batches", "1,2", "--bench-seconds", "0.02",
-        "--no-bench-ceiling"]  # fmt: skip
-PRODUCERS = ["data", "train", "export", "generate", "bench"]  # the steps that run here
+        "--no-bench-ceiling", "--eval-seg-iters", "10"]  # fmt: skip
+PRODUCERS = ["data", "train", "export", "generate", "evaluate", "bench"]  # the steps run here
 
 
 def run_cli(out: Path, *extra: str) -> tuple[Result, dict[str, Any]]:
@@ -59,11 +59,16 @@ def test_every_step_runs_and_the_report_is_written(demo: tuple[Path, dict[str, A
     engine = next(s for s in summary["steps"] if s["name"] == "engine")
     assert "TensorRT" in engine["detail"] and "ONNX Runtime" in engine["detail"]
     files = ["report.md", "report.json", "contact_sheet.png", "run/last.pt", "state.json",
-             "models/echogen.onnx", "models/echogen.fp16.onnx", "bench/bench.json"]  # fmt: skip
+             "models/echogen.onnx", "models/echogen.fp16.onnx", "bench/bench.json",
+             "evaluate/report.md", "evaluate/evaluation.json"]  # fmt: skip
     for name in files:
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()
     assert "## Latency" in report and "onnxrt:cpu" in report and "engine (skipped)" in report
+    # the evaluate step's Dice table, read from its own evaluation.json
+    evaluation = json.loads((out / "evaluate" / "evaluation.json").read_text())
+    lv = evaluation["dice"]["consistency"]["lv"]
+    assert "## Segmentation consistency" in report and f"{lv:.3f}" in report
     doc = json.loads((out / "report.json").read_text())
     assert doc["training"]["iters"] == 10 and doc["training"]["width"] == 4
     assert doc["config"]["bench_batches"] == [1, 2]
@@ -132,7 +137,7 @@ def test_changed_option_redoes_only_the_steps_that_depend_on_it(
     out, _ = demo
     _, summary = run_cli(out, "--bench-batches", "1")
     assert statuses(summary)["bench"] == "done"
-    assert summary["reused"] == ["data", "train", "export", "generate"]
+    assert summary["reused"] == ["data", "train", "export", "generate", "evaluate"]
     assert [r[3] for r in json.loads((out / "report.json").read_text())["latency"]] == [1] * 6
 
 

@@ -53,15 +53,17 @@ def _batches(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 @click.option("--bench-batches", callback=_batches, hidden=True)
 @click.option("--bench-seconds", type=float, hidden=True)
 @click.option("--no-bench-ceiling", is_flag=True, hidden=True)
+@click.option("--eval-seg-iters", type=int, hidden=True)
 def demo(as_json: bool, no_bench_ceiling: bool, fresh: bool, **options: Any) -> None:
     """Run the whole pipeline on phantom data and write a report.
 
     \b
     Steps (each reused on the next run when its inputs did not change):
       1. synthesise phantom patients (CAMUS layout)   5. generate frames for held-out masks
-      2. train a generator (a few minutes on a CPU)   6. benchmark latency
-      3. export ONNX FP32 + FP16, verified            7. report: metrics, contact sheet,
-      4. build a TensorRT engine (where possible)        latency table, environment
+      2. train a generator (a few minutes on a CPU)   6. evaluate (segmentation Dice, KID)
+      3. export ONNX FP32 + FP16, verified            7. benchmark latency
+      4. build a TensorRT engine (where possible)     8. report: metrics, contact sheet,
+                                                         latency table, environment
 
     \b
     Example:

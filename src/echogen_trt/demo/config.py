@@ -37,6 +37,7 @@ class DemoConfig:
     bench_batches: tuple[int, ...] = (1, 8)
     bench_seconds: float = 1.0  # timed seconds per benchmark configuration
     bench_ceiling: bool = True  # also measure the machine's GEMM ceiling (about 2 s)
+    eval_seg_iters: int = 200  # training iterations of `evaluate`'s segmentation judges
     fresh: bool = False  # redo every step even when its outputs are up to date
     progress: bool = True  # tqdm bars (they disable themselves when stderr is not a TTY)
 
@@ -66,6 +67,8 @@ def check_config(cfg: DemoConfig) -> None:
             f"demo image_size | {size}. Expected a power of two >= 32 (the generator halves it "
             "down to 2 pixels)."
         )
+    if cfg.eval_seg_iters < 1:
+        raise ConfigError(f"demo eval_seg_iters | {cfg.eval_seg_iters}. Expected >= 1.")
     if cfg.batch_size < 1 or cfg.calib_iters < 1:
         raise ConfigError(
             f"demo batch_size / calib_iters | {cfg.batch_size} / {cfg.calib_iters}. "

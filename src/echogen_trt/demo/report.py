@@ -153,6 +153,28 @@ def _training_line(t: dict[str, Any]) -> str:
     )
 
 
+def _evaluation_lines(ev: dict[str, Any]) -> list[str]:
+    """The `evaluate` step's Dice table and KID (details in evaluate/report.md)."""
+    if not ev:
+        return []
+    from echogen_trt.bench.report import table
+    from echogen_trt.evaluate.report import dice_rows
+
+    header, rows = dice_rows(ev)
+    kid = ev["kid"]
+    return [
+        "## Segmentation consistency", "",
+        f"A U-Net trained on the real training frames reads the generated frames of the "
+        f"{ev['n_test']} {ev['split']} frames (ED and ES); Dice against the masks they were "
+        "generated from, beside the same U-Net on the real frames (the ceiling). Synthetic-only: "
+        "a U-Net trained only on generated frames, tested on the real ones.", "",
+        table(header, rows, markdown=True), "",
+        f"KID in the U-Net encoder's features: {kid['mean']:.4f} +- {kid['std']:.4f} "
+        "(0 = indistinguishable). Details and published anchors: "
+        "[evaluate/report.md](evaluate/report.md).", "",
+    ]  # fmt: skip
+
+
 def render_markdown(doc: dict[str, Any]) -> str:
     """report.md from the report.json document."""
     from echogen_trt.bench.report import table
@@ -176,6 +198,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "0.9: the saturated apex blob of the reference recipe (target: below 0.1 %).", "",
         _metric_table(doc["metrics"]), "",
         f"![contact sheet]({SHEET})", "",
+        *_evaluation_lines(doc.get("evaluation") or {}),
         "## Latency", "",
     ]  # fmt: skip
     rows = doc["latency"]
@@ -204,6 +227,7 @@ def write_report(ctx: Context, doc: dict[str, Any], arrays: dict[str, np.ndarray
     bench_json = ctx.path("bench", "json")
     bench = json.loads(bench_json.read_text()) if bench_json and bench_json.is_file() else {}
     doc["latency"] = latency_rows(bench)
+    doc["evaluation"] = ctx.infos.get("evaluate") or {}
     doc["held_out"] = held_out(ctx)
     doc["environment"] = environment_lines()
     contact_sheet(arrays, ctx.out / SHEET)

@@ -25,6 +25,7 @@ from echogen_trt.fileio import sha256_file, write_text_atomic
 log = logging.getLogger(__name__)
 
 DATA, RUN, MODELS, MASKS, FRAMES, BENCH = "data", "run", "models", "masks", "frames", "bench"
+EVALUATE, CACHE = "evaluate", "cache"
 ONNX, ONNX_FP16, ENGINE = "echogen.onnx", "echogen.fp16.onnx", "echogen.engine"
 VIEW, PHASE = "4CH", "ED"
 SAFETY = 0.92  # share of the remaining budget given to the loop (validation, checkpoints)
@@ -338,7 +339,39 @@ def generate_step(ctx: Context) -> Outcome:
     )
 
 
-# -- 6. bench ---------------------------------------------------------------------------------
+# -- 6. evaluate ------------------------------------------------------------------------------
+def evaluate_step(ctx: Context) -> Outcome:
+    """`echogen-trt evaluate` on the demo data with the served ONNX model: segmentation
+    consistency, synthetic-only Dice, paired metrics and KID (report in evaluate/)."""
+    from dataclasses import replace as dc_replace
+
+    from echogen_trt.evaluate.protocol import EvalConfig, run_evaluation
+    from echogen_trt.evaluate.segment import SegmenterSettings
+
+    model = ctx.path("export", "onnx")
+    assert model is not None, "evaluate runs after export"
+    folder = fresh_dir(ctx.out / EVALUATE)
+    config = dc_replace(
+        EvalConfig(), segmenter=SegmenterSettings(iters=ctx.cfg.eval_seg_iters), seed=ctx.cfg.seed
+    )
+    summary = run_evaluation(
+        ctx.out / DATA, model, out_dir=folder, progress=ctx.cfg.progress,
+        cache_dir=ctx.out / CACHE, config=config,
+    )  # fmt: skip
+    dice = summary["dice"]
+    lv = {k: v.get("lv") for k, v in dice.items()}
+    detail = (
+        f"Dice LV: {lv['consistency']:.3f} on generated frames (real frames {lv['ceiling']:.3f})"
+        + (f", {lv['synthetic_only']:.3f} synthetic-only" if lv.get("synthetic_only") else "")
+        + f"; KID {summary['kid']['mean']:.4f}"
+    )
+    keep = ("dice", "kid", "paired", "n_test", "n_train", "split", "seconds")
+    return Outcome(
+        "done", detail, {"report": f"{EVALUATE}/report.md"}, {k: summary[k] for k in keep}
+    )
+
+
+# -- 7. bench ---------------------------------------------------------------------------------
 def bench_models(ctx: Context) -> list[Path]:
     """The checkpoint (PyTorch eager baseline), both ONNX files and the engine if built."""
     names = [("train", "checkpoint"), ("export", "onnx"), ("export", "onnx_fp16")]

@@ -53,6 +53,7 @@ def test_load_generator_rebuilds_the_model_in_eval_mode(tiny_ckpt) -> None:
         "image_size": 32,
         "step": 7,
         "sha256": file_sha256(path),
+        "recipe": {"output_bias": "zero"},  # no config recorded: the reference's zero bias
     }
     assert len(info["sha256"]) == 64
 

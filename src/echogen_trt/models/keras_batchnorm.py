@@ -24,11 +24,19 @@ class KerasBatchNorm2d(nn.BatchNorm2d):
     """nn.BatchNorm2d whose training-mode update follows Keras 2.2.4 on TF 1.14 (see module).
 
     `momentum` is PyTorch's convention (0.2 = Keras 0.8); `num_batches_tracked` is the t of the
-    zero-debiasing, so checkpoints keep the exact state with no extra buffer.
+    zero-debiasing, so checkpoints keep the exact state with no extra buffer. momentum=None
+    (PyTorch's cumulative average, used to calibrate statistics) keeps PyTorch's update.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.running_mean is None or self.running_var is None or x.is_meta:
+        mean_buf, var_buf, momentum = self.running_mean, self.running_var, self.momentum
+        if (
+            not self.training
+            or mean_buf is None
+            or var_buf is None
+            or momentum is None
+            or x.is_meta
+        ):
             return super().forward(x)
         out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
         with torch.no_grad():
@@ -36,10 +44,10 @@ class KerasBatchNorm2d(nn.BatchNorm2d):
             n = stats.numel() // stats.shape[1]
             var, mean = torch.var_mean(stats, dim=(0, 2, 3), correction=0)
             var = var * (n / max(n - 1, 1)) * (n / (n - 1 - self.eps))
-            keep = 1.0 - float(self.momentum or 0.0)  # Keras' momentum
+            keep = 1.0 - float(momentum)  # Keras' momentum
             assert self.num_batches_tracked is not None  # track_running_stats=True here
             t = int(self.num_batches_tracked)
-            for buf, new in ((self.running_mean, mean), (self.running_var, var)):
+            for buf, new in ((mean_buf, mean), (var_buf, var)):
                 biased = buf * ((1 - keep**t) * keep) + (1 - keep) * new.to(buf.dtype)
                 buf.copy_(biased / (1 - keep ** (t + 1)))
             self.num_batches_tracked.add_(1)

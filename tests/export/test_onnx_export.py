@@ -214,6 +214,8 @@ def test_export_checkpoint_both_records_provenance(tiny_checkpoint: Path, tmp_pa
         assert (meta.experiment, meta.kept_labels, meta.step) == ("ventricle_atrium", (1, 3), 7)
         assert meta.checkpoint_sha256 == file_sha256(tiny_checkpoint)
         assert meta.model_config["width"] == 4 and meta.input_size == (64, 64)
+        assert meta.recipe == {"output_bias": "zero"}  # no training config: the reference's
+        assert meta.model_config["out_bias"] == 0.0
         assert result.verify is not None and result.verify.ok
 
 

@@ -38,17 +38,18 @@ class KerasBatchNorm2d(nn.BatchNorm2d):
             or x.is_meta
         ):
             return super().forward(x)
-        out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        # The fused kernel hands back the batch statistics: with momentum 1 it writes the batch
+        # mean and the Bessel-corrected batch variance into these scratch buffers.
+        batch_mean, batch_var = torch.zeros_like(mean_buf), torch.ones_like(var_buf)
+        out = F.batch_norm(x, batch_mean, batch_var, self.weight, self.bias, True, 1.0, self.eps)
         with torch.no_grad():
-            stats = x.detach().float() if x.dtype in (torch.float16, torch.bfloat16) else x.detach()
-            n = stats.numel() // stats.shape[1]
-            var, mean = torch.var_mean(stats, dim=(0, 2, 3), correction=0)
-            var = var * (n / max(n - 1, 1)) * (n / (n - 1 - self.eps))
+            n = x.numel() // x.shape[1]
+            corrected_var = batch_var * (n / (n - 1 - self.eps))  # Keras' second correction
             keep = 1.0 - float(momentum)  # Keras' momentum
             assert self.num_batches_tracked is not None  # track_running_stats=True here
             t = int(self.num_batches_tracked)
-            for buf, new in ((mean_buf, mean), (var_buf, var)):
-                biased = buf * ((1 - keep**t) * keep) + (1 - keep) * new.to(buf.dtype)
+            for buf, new in ((mean_buf, batch_mean), (var_buf, corrected_var)):
+                biased = buf * ((1 - keep**t) * keep) + (1 - keep) * new
                 buf.copy_(biased / (1 - keep ** (t + 1)))
             self.num_batches_tracked.add_(1)
         return out

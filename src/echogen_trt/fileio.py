@@ -87,12 +87,7 @@ def check_dir_creatable(path: str | os.PathLike[str], what: str = "--out") -> No
     be created (a dangling symlink, a file in the way, a parent without write permission).
     Creates nothing."""
     folder = Path(path)
-    if folder.is_symlink() and not folder.exists():
-        raise OutputError(
-            f"{what} {show_path(folder)} | is a dangling symlink (to "
-            f"{show_path(os.readlink(folder))}). Expected a folder or a new path. Hint: create "
-            "the link's target or remove the link."
-        )
+    refuse_dangling_link(folder, what, "a folder")
     if folder.exists() and not folder.is_dir():
         raise OutputError(
             f"{what} {show_path(folder)} | is a file, not a folder. Hint: choose another {what}."
@@ -103,6 +98,17 @@ def check_dir_creatable(path: str | os.PathLike[str], what: str = "--out") -> No
     existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
     if not os.access(existing, os.W_OK | os.X_OK):
         raise output_error(folder, OSError(errno.EACCES, "Permission denied"), what)
+
+
+def refuse_dangling_link(path: Path, what: str, kind: str) -> None:
+    """OutputError when `path` is a symlink to nothing: writing through it would create the
+    link's target somewhere the user did not name (or replace the link)."""
+    if path.is_symlink() and not path.exists():
+        raise OutputError(
+            f"{what} {show_path(path)} | is a dangling symlink (to "
+            f"{show_path(os.readlink(path))}). Expected {kind} or a new path. Hint: create "
+            "the link's target or remove the link."
+        )
 
 
 def _file_in_the_way(path: Path) -> Path | None:
@@ -119,12 +125,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     on any exception it is removed and `path` is left as it was. What the file system refuses
     becomes OutputError."""
     target = Path(path)
-    if target.is_symlink() and not target.exists():
-        raise OutputError(
-            f"output {show_path(target)} | is a dangling symlink (to "
-            f"{show_path(os.readlink(target))}). Expected a file or a new path. Hint: create "
-            "the link's target folder, or remove the link."
-        )
+    refuse_dangling_link(target, "output", "a file")
     if not target.parent.is_dir():
         if _file_in_the_way(target) is not None:
             raise output_error(target, OSError(errno.ENOTDIR, "Not a directory"))

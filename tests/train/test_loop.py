@@ -137,6 +137,27 @@ def test_resume_takes_the_architecture_from_the_checkpoint(
     assert load_checkpoint(Path(out) / "last.pt")["model_config"]["width"] == 4
 
 
+def test_resume_keeps_the_runs_output_bias(tmp_path: Path, tiny_pairs, caplog) -> None:
+    tr, va = tiny_pairs
+    out = Path(tmp_path / "run")
+    train(TrainConfig(out=str(out), iters=1, val_every=0, output_bias="zero", **TINY),
+          train_set=tr, valid_set=va)  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        train(TrainConfig(out=str(out), iters=2, val_every=0, **TINY), resume=True,
+              train_set=tr, valid_set=va)  # fmt: skip
+    assert "output_bias='zero' from the checkpoint" in caplog.text
+    state = load_checkpoint(out / "last.pt")
+    assert state["config"]["output_bias"] == "zero" and state["model_config"]["out_bias"] == 0.0
+    # a checkpoint from before the option (no output_bias, no out_bias) resumes as the reference
+    for key in ("config", "model_config"):
+        state[key] = {k: v for k, v in state[key].items() if k not in ("output_bias", "out_bias")}
+    torch.save(state, out / "last.pt")
+    train(TrainConfig(out=str(out), iters=3, val_every=0, **TINY), resume=True,
+          train_set=tr, valid_set=va)  # fmt: skip
+    state = load_checkpoint(out / "last.pt")
+    assert state["config"]["output_bias"] == "zero" and state["model_config"]["out_bias"] == 0.0
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     tmp_path: Path, tiny_pairs
 ) -> None:

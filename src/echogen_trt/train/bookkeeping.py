@@ -124,7 +124,7 @@ def trim_metrics(out: Path, step: int) -> int:
 
 def config_for_resume(cfg: TrainConfig, state: dict[str, Any]) -> TrainConfig:
     """The architecture keys come from the checkpoint (the weights must fit the network)."""
-    saved = state.get("config", {})
+    saved = {"output_bias": "zero", **(state.get("config") or {})}  # older runs: the reference
     forced = {k: saved[k] for k in ARCH_KEYS if k in saved and saved[k] != getattr(cfg, k)}
     for key, value in forced.items():
         log.warning("resume: %s=%r from the checkpoint (not %r)", key, value, getattr(cfg, key))

@@ -247,5 +247,6 @@ def check_config(cfg: TrainConfig, source: str = "config") -> None:
 
 
 # Keys that define the network: on --resume they are taken from the checkpoint.
-ARCH_KEYS = ("experiment", "width", "image_size", "skips", "decoder_act")
+# output_bias too: the weights were initialised with it (checkpoints without it used "zero").
+ARCH_KEYS = ("experiment", "width", "image_size", "skips", "decoder_act", "output_bias")
 CONFIG_FIELDS = tuple(f.name for f in fields(TrainConfig))

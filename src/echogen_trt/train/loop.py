@@ -393,8 +393,11 @@ def run_training(
     n_valid = 0 if valid_set is None else len(val[0])
 
     # -- models, optimizers, scaler, sampler
-    out_bias = (state or {}).get("model_config", {}).get("out_bias")
-    gan = build_gan(cfg, device, output_bias_for(cfg, images) if out_bias is None else out_bias)
+    if state is not None:  # the run's own value (checkpoints from before the option: Keras' 0)
+        out_bias = float(state["model_config"].get("out_bias", 0.0))
+    else:
+        out_bias = output_bias_for(cfg, images)
+    gan = build_gan(cfg, device, out_bias)
     sampler = torch.Generator().manual_seed(cfg.seed + rank)
     step, best_val_l1 = 0, None
     if state is not None:

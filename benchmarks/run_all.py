@@ -67,9 +67,9 @@ def export_reference(folder: Path) -> tuple[Path, Path, dict[str, Any]]:
     """FP32 and FP16 ONNX of a random-weight reference generator; returns paths and timings."""
     import torch
 
+    from echogen_trt.artifacts.model_meta import ModelMeta
     from echogen_trt.export.fp16 import convert_file_fp16
     from echogen_trt.export.onnx_export import export_onnx
-    from echogen_trt.model_meta import ModelMeta
     from echogen_trt.models.factory import build_generator, generator_config
 
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from echogen_trt.model_meta import ModelMeta
+from echogen_trt.artifacts.model_meta import ModelMeta
 
 CHILD = textwrap.dedent(
     """

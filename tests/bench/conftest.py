@@ -14,9 +14,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from echogen_trt.artifacts.model_meta import ModelMeta  # noqa: E402
 from echogen_trt.export.fp16 import convert_file_fp16  # noqa: E402
 from echogen_trt.export.onnx_export import export_onnx  # noqa: E402
-from echogen_trt.model_meta import ModelMeta  # noqa: E402
 from echogen_trt.models.factory import build_generator, generator_config  # noqa: E402
 
 TINY = {"width": 4, "image_size": 64}

@@ -47,8 +47,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """A random-weight width-4 generator at 32x32 exported to ONNX (all three labels kept)."""
     import torch
 
+    from echogen_trt.artifacts.model_meta import ModelMeta
     from echogen_trt.export.onnx_export import export_onnx
-    from echogen_trt.model_meta import ModelMeta
     from echogen_trt.models.factory import build_generator, generator_config
 
     torch.manual_seed(0)

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.export.fp16 import convert_file_fp16
 from echogen_trt.export.onnx_export import ExportResult, export_onnx
 from echogen_trt.export.verify import default_masks
-from echogen_trt.model_meta import ModelMeta
 
 TINY_CONFIG = {"width": 4, "image_size": 64}
 TINY_EXPERIMENT = "ventricle_atrium"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from echogen_trt.artifacts.onnx_file import read_meta
 from echogen_trt.cli import cli
 from echogen_trt.errors import ConfigError
-from echogen_trt.export.onnx_export import read_meta
 from echogen_trt.train.checkpoint import file_sha256
 
 

@@ -13,6 +13,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from echogen_trt.artifacts import onnx_file
+from echogen_trt.artifacts.model_meta import ModelMeta
+from echogen_trt.artifacts.onnx_file import read_meta
 from echogen_trt.data.experiments import select_labels
 from echogen_trt.errors import ConfigError, ExportError, OutputError
 from echogen_trt.export import onnx_export
@@ -22,11 +25,9 @@ from echogen_trt.export.onnx_export import (
     export_checkpoint,
     export_onnx,
     fp16_path_for,
-    read_meta,
 )
 from echogen_trt.export.ops import unsupported_ops
 from echogen_trt.export.verify import FP16_MIN_PSNR_DB, psnr_db, verify_onnx
-from echogen_trt.model_meta import ModelMeta
 from echogen_trt.train.checkpoint import file_sha256
 
 REFERENCE_OPS = {"Conv", "ConvTranspose", "BatchNormalization", "LeakyRelu", "Relu", "Sigmoid"}
@@ -188,9 +189,9 @@ def test_failed_write_leaves_old_file_and_no_temp(
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(onnx_export.os, "replace", broken_replace)
+    monkeypatch.setattr(onnx_file.os, "replace", broken_replace)
     with pytest.raises(OutputError, match=r"model\.onnx \| cannot be written \(disk full\)"):
-        onnx_export.save_model(onnx.load(str(tiny_onnx.path)), target)
+        onnx_file.save_model(onnx.load(str(tiny_onnx.path)), target)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
 

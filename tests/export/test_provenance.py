@@ -8,11 +8,11 @@ from dataclasses import asdict, replace
 
 import pytest
 
+from echogen_trt.artifacts import provenance as pv
+from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.cli.build_engine import build_engine as build_engine_command
 from echogen_trt.errors import EngineMismatch
-from echogen_trt.export import provenance as pv
 from echogen_trt.export.trt_build import resolve_options
-from echogen_trt.model_meta import ModelMeta
 
 META = ModelMeta("ventricle_atrium", (1, 3), (64, 64), precision="fp16")
 HERE = pv.Environment("10.3.0.26", "NVIDIA GeForce RTX 4090", "8.9")
@@ -42,8 +42,17 @@ def test_round_trip(tmp_path):
     assert back.environment == HERE
 
 
-def test_compatible_engine_passes():
-    pv.check_compatible(make_prov(), HERE, onnx_sha256="ab" * 32)
+def test_compatible_engine_passes(tmp_path):
+    """Same machine, same ONNX, the engine file the build hashed: no mismatch, no error."""
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"engine bytes")
+    pv.write_provenance(make_prov(), engine)
+    prov = pv.read_provenance(engine)
+    assert prov.engine_sha256 == pv.sha256_file(engine)  # recorded, so it is checked
+    assert pv.mismatches(prov, HERE, onnx_sha256="ab" * 32, engine_path=engine) == []
+    assert pv.check_compatible(prov, HERE, engine_path=engine, onnx_sha256="ab" * 32) is None
+    engine.write_bytes(b"other bytes")  # the same call now sees the swapped file
+    assert pv.mismatches(prov, HERE, onnx_sha256="ab" * 32, engine_path=engine) != []
 
 
 def test_every_mismatch_is_listed_with_the_rebuild_command():

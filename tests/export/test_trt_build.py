@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from echogen_trt.artifacts import provenance as pv
 from echogen_trt.errors import (
     BackendUnavailable,
     ConfigError,
@@ -22,7 +23,6 @@ from echogen_trt.errors import (
     InputMismatch,
     InternalError,
 )
-from echogen_trt.export import provenance as pv
 from echogen_trt.export.trt_build import (
     TypingPlan,
     _configure,

@@ -12,8 +12,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from echogen_trt.artifacts.onnx_file import load_model, read_meta, write_meta
 from echogen_trt.errors import ExportError, InputMismatch
-from echogen_trt.export.onnx_export import ExportResult, load_model, read_meta, write_meta
+from echogen_trt.export.onnx_export import ExportResult
 from echogen_trt.export.verify import (
     FP16_MIN_PSNR_DB,
     VerificationFailed,

@@ -42,7 +42,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     pytest.importorskip("torch")
     import torch
 
-    from echogen_trt.export.onnx_export import export_onnx, meta_from_info
+    from echogen_trt.artifacts.model_meta import meta_from_checkpoint_info
+    from echogen_trt.export.onnx_export import export_onnx
     from echogen_trt.models.factory import build_generator, generator_config
     from echogen_trt.train.checkpoint import generator_state, load_generator, save_checkpoint
 
@@ -55,7 +56,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     ckpt = root / "best.pt"
     save_checkpoint(generator_state(generator, model_config=config, experiment=EXPERIMENT), ckpt)
     loaded, info = load_generator(ckpt)
-    meta = meta_from_info(info)
+    meta = meta_from_checkpoint_info(info)
     paths = {"ckpt": ckpt}
     for name, kwargs in (("onnx", {}), ("fused", {"fused_io": True}), ("static2", {"batch": 2})):
         paths[name] = root / f"{name}.onnx"

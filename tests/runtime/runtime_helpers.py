@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from echogen_trt.model_meta import ModelMeta
+from echogen_trt.artifacts.model_meta import ModelMeta
 
 SIZE = 64
 

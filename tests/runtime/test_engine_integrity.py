@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
+from echogen_trt.artifacts import provenance as pv
 from echogen_trt.errors import EngineMismatch
-from echogen_trt.export import provenance as pv
 from echogen_trt.export.trt_build import build_engine
 from echogen_trt.fileio import sha256_file
 from echogen_trt.runtime.backends.tensorrt import TensorRTBackend

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime_helpers import labels_mask
 
+from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import InputMismatch
-from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime import prepost
 
 FLOAT = ModelMeta("ventricle_atrium", (1, 3), (32, 48), io="float")

@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pytest
 from runtime_helpers import SIZE, labels_mask
 
+from echogen_trt.artifacts import provenance as pv
 from echogen_trt.errors import (
     BackendUnavailable,
     ConfigError,
@@ -22,7 +23,6 @@ from echogen_trt.errors import (
     InputMismatch,
     InternalError,
 )
-from echogen_trt.export import provenance as pv
 from echogen_trt.export.trt_build import build_engine
 from echogen_trt.runtime.backends.tensorrt import TensorRTBackend
 from echogen_trt.runtime.cuda_mem import CudaError, DeviceInfo

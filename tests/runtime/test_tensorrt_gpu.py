@@ -13,8 +13,8 @@ import onnxruntime as ort
 import pytest
 from runtime_helpers import SIZE, labels_mask
 
+from echogen_trt.artifacts import provenance as pv
 from echogen_trt.errors import BackendUnavailable
-from echogen_trt.export import provenance as pv
 from echogen_trt.runtime import cuda_mem
 from echogen_trt.runtime.availability import tensorrt_module
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import BackendUnavailable, ConfigError
-from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
 from echogen_trt.runtime.backends.torch_backend import TorchBackend
 

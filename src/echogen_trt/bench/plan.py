@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.bench import stats
 from echogen_trt.bench.baseline import RandomWeightsTorchBackend
 from echogen_trt.bench.timing import WarmUp, stop_rule
 from echogen_trt.errors import ConfigError
-from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime.backends.base import Backend
 from echogen_trt.runtime.registry import available_backends, open_backend, resolve_kind
 

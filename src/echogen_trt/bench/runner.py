@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.bench import ceiling as ceiling_mod
 from echogen_trt.bench import stats
 from echogen_trt.bench.baseline import device_of, weights_of
@@ -45,7 +46,6 @@ from echogen_trt.bench.plan import (
 )
 from echogen_trt.bench.timing import Timed, stop_rule, time_loop
 from echogen_trt.errors import ConfigError, EchogenError
-from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime import prepost
 from echogen_trt.runtime.backends.base import Backend
 from echogen_trt.runtime.registry import resolve_kind

@@ -23,14 +23,9 @@ from pathlib import Path
 
 import onnx
 
+from echogen_trt.artifacts.onnx_file import load_model, read_meta, save_model, write_meta
 from echogen_trt.errors import ExportError
-from echogen_trt.export.onnx_export import (
-    ExportResult,
-    load_model,
-    read_meta,
-    save_model,
-    write_meta,
-)
+from echogen_trt.export.onnx_export import ExportResult
 from echogen_trt.export.ops import op_counts
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ lowered to the requested opset (17 by default, the newest TensorRT 8.5 on JetPac
 `onnx.version_converter`; none of these ops changed between 17 and 18. The tests prove the result
 (checker, TensorRT op list, ORT vs torch, dynamic batch).
 
-torch is imported inside the functions that need it: reading and writing model metadata (used by
-the TensorRT builder and the torch-free runtime) must not pull it in.
+torch is imported inside the functions that need it. ONNX files and their metadata are read and
+written by `artifacts.onnx_file` (shared with the TensorRT builder and the torch-free runtime).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from echogen_trt import __version__
+from echogen_trt.artifacts.model_meta import ModelMeta, meta_from_checkpoint_info
+from echogen_trt.artifacts.onnx_file import save_model, write_meta
 from echogen_trt.errors import ConfigError, ExportError
 from echogen_trt.export.ops import op_counts
-from echogen_trt.fileio import check_output_path, write_bytes_atomic
-from echogen_trt.model_meta import META_PREFIX, ModelMeta
+from echogen_trt.fileio import check_output_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,7 +50,6 @@ PRECISIONS = ("fp32", "fp16")
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Where/Equal/Round/Clip with tensor bounds; TensorRT 8.5 parses 7..17
 DYNAMO_MIN_OPSET = 18  # the dynamo exporter's lowest implemented opset
-MAX_PROTO_BYTES = 2**31 - 1  # protobuf limit of a single-file ONNX model
 QUIET_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
 
 
@@ -85,80 +84,13 @@ class ExportResult:
         }
 
 
-# --- metadata and files (torch-free) -------------------------------------------------------
-
-
-def write_meta(model: onnx.ModelProto, meta: ModelMeta) -> None:
-    """Replace the model's echogen.* metadata_props with `meta.to_props()`."""
-    others = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(META_PREFIX)]
-    del model.metadata_props[:]
-    for key, value in [*others, *sorted(meta.to_props().items())]:
-        model.metadata_props.add(key=key, value=value)
-    model.producer_name = "echogen-trt"
-    model.producer_version = __version__
-
-
-def read_meta(
-    model: onnx.ModelProto | str | os.PathLike[str], source: str | None = None
-) -> ModelMeta:
-    """ModelMeta of an ONNX model or file; InputMismatch naming `source` (or the file) if none."""
-    if isinstance(model, onnx.ModelProto):
-        proto, source = model, source or "model"
-    else:
-        proto, source = load_model(model), source or f"ONNX file {os.fspath(model)}"
-    return ModelMeta.from_props({p.key: p.value for p in proto.metadata_props}, source=source)
-
-
-def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
-    """onnx.load with an ExportError naming the file when it is missing or not ONNX."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(
-            f"ONNX file {path} | not found. Hint: export one with `echogen-trt export`."
-        )
-    try:
-        return onnx.load(os.fspath(path))
-    except Exception as err:  # protobuf DecodeError and friends
-        raise ExportError(
-            f"ONNX file {path} | cannot be parsed ({type(err).__name__}). Expected an ONNX "
-            "model. Hint: the file may be truncated; export it again."
-        ) from err
-
-
-def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> int:
-    """Write `model` as one file, atomically (temporary file, then os.replace); returns bytes."""
-    path = Path(path)
-    size = model.ByteSize()
-    if size > MAX_PROTO_BYTES:
-        raise ExportError(
-            f"ONNX file {path} | the model is {size / 2**30:.1f} GiB, over protobuf's 2 GiB limit "
-            "for a single file. Hint: use a smaller width or FP16."
-        )
-    write_bytes_atomic(path, model.SerializeToString())
-    return path.stat().st_size
+# --- file names ----------------------------------------------------------------------------
 
 
 def fp16_path_for(path: str | os.PathLike[str]) -> Path:
     """model.onnx -> model.fp16.onnx, the FP16 sibling `--precision both` writes."""
     path = Path(path)
     return path.with_name(f"{path.stem}.fp16{path.suffix or '.onnx'}")
-
-
-def meta_from_info(info: dict[str, Any], *, fused_io: bool = False) -> ModelMeta:
-    """ModelMeta (FP32) from `load_generator`'s info dict."""
-    size = int(info["image_size"])
-    return ModelMeta(
-        experiment=str(info["experiment"]),
-        kept_labels=tuple(int(k) for k in info["kept_labels"]),
-        input_size=(size, size),
-        io="uint8" if fused_io else "float",
-        precision="fp32",
-        step=int(info.get("step", 0)),
-        checkpoint_sha256=str(info.get("sha256", "")),
-        package_version=__version__,
-        model_config=dict(info.get("model_config", {})),
-        recipe=dict(info.get("recipe", {})),
-    )
 
 
 # --- export (torch) ------------------------------------------------------------------------
@@ -367,7 +299,7 @@ def export_checkpoint(
     for out in outputs:
         check_output_path(out, inputs=[ckpt_path], suffixes=(".onnx",), what="ONNX output")
     generator, info = load_generator(ckpt_path)
-    meta = meta_from_info(info, fused_io=fused_io)
+    meta = meta_from_checkpoint_info(info, fused_io=fused_io)
     first = "fp32" if precision == "both" else precision
     results = [
         export_onnx(

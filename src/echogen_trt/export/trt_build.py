@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from echogen_trt import __version__
+from echogen_trt.artifacts import provenance as pv
+from echogen_trt.artifacts.model_meta import ModelMeta
+from echogen_trt.artifacts.onnx_file import read_meta
 from echogen_trt.errors import BackendUnavailable, ConfigError, EngineBuildError, InternalError
-from echogen_trt.export import provenance as pv
 from echogen_trt.export.trt_inspect import check_precision, inspect_engine
 from echogen_trt.fileio import check_distinct, check_output_path, write_bytes_atomic
-from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime import availability, cuda_mem
 from echogen_trt.runtime.backends.tensorrt import shared_logger, trt_errors
 
@@ -224,8 +225,7 @@ def read_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
         model = onnx.load_model_from_string(data)
     except Exception as err:  # protobuf raises its own DecodeError
         raise EngineBuildError(f"{path} | not a readable ONNX file ({err}).") from err
-    props = {p.key: p.value for p in model.metadata_props}
-    meta = ModelMeta.from_props(props, source=str(path))
+    meta = read_meta(model, source=str(path))
     initializers = {init.name for init in model.graph.initializer}
     inputs = []
     for value in model.graph.input:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import ConfigError, InputMismatch
-from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime import prepost
 from echogen_trt.runtime.backends.base import Backend
 from echogen_trt.runtime.io import labels_from_values

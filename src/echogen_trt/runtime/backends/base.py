@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import InputMismatch, InternalError
-from echogen_trt.model_meta import ModelMeta
 
 log = logging.getLogger(__name__)
 

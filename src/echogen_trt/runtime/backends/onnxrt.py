@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from echogen_trt.artifacts.onnx_file import read_meta
 from echogen_trt.errors import BackendUnavailable, InputMismatch
-from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime.availability import has_module
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
 
@@ -134,8 +134,8 @@ class OnnxRuntimeBackend(Backend):
                 f"{path} | ONNX Runtime cannot load it: {str(err).strip()[:300]}. "
                 "Hint: re-export with `echogen-trt export`."
             ) from err
-        props = dict(self._session.get_modelmeta().custom_metadata_map)
-        self._meta = ModelMeta.from_props(props, source=str(path))
+        props = self._session.get_modelmeta().custom_metadata_map
+        self._meta = read_meta(dict(props), source=str(path))
         self._inputs = {n.name: spec_from_node(n, str(path)) for n in self._session.get_inputs()}
         self._outputs = {n.name: spec_from_node(n, str(path)) for n in self._session.get_outputs()}
         self.providers = list(self._session.get_providers())

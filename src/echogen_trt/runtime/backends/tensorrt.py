@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from echogen_trt.artifacts import provenance as pv
+from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import ConfigError, EngineMismatch, InputMismatch
-from echogen_trt.export import provenance as pv
-from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime import availability, cuda_mem
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
 

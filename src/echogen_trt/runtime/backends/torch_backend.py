@@ -13,28 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from echogen_trt.artifacts.model_meta import meta_from_checkpoint_info
 from echogen_trt.errors import BackendUnavailable
-from echogen_trt.model_meta import ModelMeta
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
 
 log = logging.getLogger(__name__)
-
-
-def meta_from_info(info: dict[str, Any]) -> ModelMeta:
-    """The ModelMeta an ONNX export of this checkpoint would carry (float io, fp32)."""
-    size = info["image_size"]
-    size_hw = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    return ModelMeta(
-        experiment=str(info["experiment"]),
-        kept_labels=tuple(int(k) for k in info["kept_labels"]),
-        input_size=size_hw,
-        io="float",
-        precision="fp32",
-        step=int(info.get("step", 0)),
-        checkpoint_sha256=str(info.get("sha256", "")),
-        model_config=dict(info.get("model_config", {})),
-        recipe=dict(info.get("recipe", {})),
-    )
 
 
 class TorchBackend(Backend):
@@ -63,7 +46,7 @@ class TorchBackend(Backend):
             torch.set_num_threads(int(self.opts["threads"]))
         model, info = load_generator(self.model_path, map_location=self._dev)
         self._model = model.eval()
-        self._meta = meta_from_info(info)
+        self._meta = meta_from_checkpoint_info(info)
         height, width = self._meta.input_size
         spec = TensorSpec((None, 1, height, width), np.dtype(np.float32))
         self._inputs = {self._meta.input_name: spec}

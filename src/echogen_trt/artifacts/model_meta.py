@@ -7,8 +7,11 @@ Torch-free on purpose.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
+from echogen_trt import __version__
 from echogen_trt.errors import InputMismatch
 
 META_PREFIX = "echogen."
@@ -61,3 +64,22 @@ class ModelMeta:
             if key in values:
                 values[key] = tuple(values[key])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
+
+
+def meta_from_checkpoint_info(info: Mapping[str, Any], *, fused_io: bool = False) -> ModelMeta:
+    """The ModelMeta (FP32) an ONNX export of a checkpoint carries, from `load_generator`'s info
+    dict. The one place both the exporter and the torch backend derive it, so they agree."""
+    size = info["image_size"]
+    size_hw = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return ModelMeta(
+        experiment=str(info["experiment"]),
+        kept_labels=tuple(int(k) for k in info["kept_labels"]),
+        input_size=size_hw,
+        io="uint8" if fused_io else "float",
+        precision="fp32",
+        step=int(info.get("step", 0)),
+        checkpoint_sha256=str(info.get("sha256", "")),
+        package_version=__version__,
+        model_config=dict(info.get("model_config", {})),
+        recipe=dict(info.get("recipe", {})),
+    )

@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from echogen_trt.artifacts.model_meta import META_PREFIX, ModelMeta
 from echogen_trt.errors import EngineMismatch
 from echogen_trt.fileio import sha256_file as sha256_file
 from echogen_trt.fileio import write_bytes_atomic
-from echogen_trt.model_meta import META_PREFIX, ModelMeta
 
 FORMAT_VERSION = 1
 SUFFIX = ".json"

@@ -78,7 +78,9 @@ def load_pairs(
     patients = sorted({p for g in groups.values() for p in g}) if split == "all" else groups[split]
 
     masks, images, loaded, skipped = [], [], [], []
-    for patient in tqdm(patients, desc=f"load {split}", disable=not progress, leave=False):
+    for patient in tqdm(
+        patients, desc=f"load {split}", disable=None if progress else True, leave=False
+    ):
         try:
             rec = read_view(root, patient, view, layout=layout)
             mask = rec.mask(phase)

@@ -130,7 +130,9 @@ def generate_frames(
     """float32 (N, H, W) in [0, 1]: `generate` applied in batches, resized to the masks' size."""
     size = masks.shape[1:]
     out = []
-    for start in tqdm(range(0, len(masks), batch), desc=desc, disable=not progress, leave=False):
+    for start in tqdm(
+        range(0, len(masks), batch), desc=desc, disable=None if progress else True, leave=False
+    ):
         chunk = masks[start : start + batch]
         frames = np.asarray(generate(chunk))
         if frames.dtype != np.uint8 or frames.ndim != 3 or len(frames) != len(chunk):

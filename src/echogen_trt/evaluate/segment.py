@@ -111,7 +111,7 @@ def train_segmenter(
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.iters)
     start = time.perf_counter()
-    bar = tqdm(range(settings.iters), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(range(settings.iters), desc=desc, disable=None if progress else True, leave=False)
     loss = torch.zeros(())
     for _ in bar:
         idx = torch.randint(len(x_all), (settings.batch_size,), generator=gen)

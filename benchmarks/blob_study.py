@@ -33,7 +33,7 @@ import torch
 
 from echogen_trt.data.dataset import load_pairs
 from echogen_trt.data.synth import synthesize_dataset
-from echogen_trt.metrics import fan_metrics, outside_fan_saturation
+from echogen_trt.metrics import frame_metrics
 from echogen_trt.train.config import TrainConfig
 from echogen_trt.train.loop import as_tensors, build_gan, output_bias_for, sample_batch, train_step
 
@@ -50,8 +50,7 @@ def score(generator: torch.nn.Module, masks: np.ndarray, images: np.ndarray) -> 
     generator.eval()
     with torch.no_grad():
         frames = generator(torch.from_numpy(masks.astype(np.float32))[:, None])[:, 0].numpy()
-    metrics = {**fan_metrics(frames, images), "sat_out": outside_fan_saturation(frames, images)}
-    return {"metrics": metrics, "frames": frames}
+    return {"metrics": frame_metrics(frames, images), "frames": frames}
 
 
 def run(name: str, base: TrainConfig, train_set: Any, test_set: Any) -> dict[str, Any]:

@@ -120,3 +120,9 @@ def outside_fan_saturation(
     if n_out == 0:
         return 0.0
     return float(np.count_nonzero(p[outside] > level * data_range) / n_out)
+
+
+def frame_metrics(pred: np.ndarray, real: np.ndarray) -> dict[str, float]:
+    """In-fan L1/PSNR/SSIM plus `sat_out`, the share of background pixels above 0.9 (the
+    apex blob): the figures the demo and the blob study report for [0, 1] frames."""
+    return {**fan_metrics(pred, real), "sat_out": outside_fan_saturation(pred, real)}

@@ -1,8 +1,9 @@
 """The demo's report: metrics on the held-out patients, a contact sheet, the latency table.
 
 Metrics compare the frames `generate` wrote to disk (what a user gets) with the real phantom
-frames at the model's resolution, inside the fan (`metrics.fan_metrics`). The same metrics for the
-untrained generator (the training run's initial weights) show what training bought.
+frames at the model's resolution (`metrics.frame_metrics`: L1, PSNR and SSIM inside the fan, white
+pixels outside it). The same metrics for the untrained generator (the training run's initial
+weights) show what training bought.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from echogen_trt.data.preview import PALETTE
 from echogen_trt.demo.steps import FRAMES, PHASE, VIEW, Context, held_out, test_pairs
 from echogen_trt.errors import DataError
 from echogen_trt.fileio import write_text_atomic
-from echogen_trt.metrics import fan_metrics, outside_fan_saturation
+from echogen_trt.metrics import frame_metrics
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,6 @@ def untrained_frames(ctx: Context, masks: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         out = generator(torch.from_numpy(masks.astype(np.float32))[:, None])
     return np.asarray(out[:, 0].numpy(), dtype=np.float32)
-
-
-def frame_metrics(frames: np.ndarray, real: np.ndarray) -> dict[str, float]:
-    """In-fan L1/PSNR/SSIM and `sat_out`, the share of background pixels above 0.9 (blob)."""
-    return {**fan_metrics(frames, real), "sat_out": outside_fan_saturation(frames, real)}
 
 
 def evaluate(ctx: Context) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:

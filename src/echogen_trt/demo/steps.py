@@ -343,15 +343,13 @@ def generate_step(ctx: Context) -> Outcome:
 def evaluate_step(ctx: Context) -> Outcome:
     """`echogen-trt evaluate` on the demo data with the served ONNX model: segmentation
     consistency, synthetic-only Dice, paired metrics and KID (report in evaluate/)."""
-    from dataclasses import replace as dc_replace
-
     from echogen_trt.evaluate.protocol import EvalConfig, run_evaluation
     from echogen_trt.evaluate.segment import SegmenterSettings
 
     model = ctx.path("export", "onnx")
     assert model is not None, "evaluate runs after export"
     folder = fresh_dir(ctx.out / EVALUATE)
-    config = dc_replace(
+    config = replace(
         EvalConfig(), segmenter=SegmenterSettings(iters=ctx.cfg.eval_seg_iters), seed=ctx.cfg.seed
     )
     summary = run_evaluation(

@@ -184,14 +184,14 @@ class GAN:
         self.D_train = nn.parallel.DistributedDataParallel(self.D, device_ids=ids)
 
 
-def output_bias_for(cfg: TrainConfig, images: torch.Tensor | np.ndarray | None) -> float:
+def output_bias_for(cfg: TrainConfig, images: torch.Tensor | np.ndarray) -> float:
     """G's initial output bias: 0 (Keras) or the logit of the mean training target.
 
     With a zero bias every pixel starts at 0.5; pixels pushed up early (the bright near field
     at the fan apex) run into the flat end of the sigmoid, where L1's gradient vanishes, and
     stay white (the apex blob). Starting at the mean target (about 0.1 for echo) avoids that.
     """
-    if cfg.output_bias == "zero" or images is None:
+    if cfg.output_bias == "zero":
         return 0.0
     mean = float(images.mean())
     mean = min(max(mean, 1e-3), 1 - 1e-3)

@@ -163,15 +163,15 @@ def write_phantom_masks(folder: Path, patients: int, seed: int = 0) -> int:
 def compute_only_fps(model: Path, frames: int, batch: int) -> float:
     """Frames/s of `infer` alone on preprocessed batches, over about as many frames as the
     generate run: measured right next to it, so both see the same machine load."""
-    from echogen_trt.runtime import prepost
+    from echogen_trt.runtime import model_tensors
     from echogen_trt.runtime.registry import open_backend
 
     with open_backend(model) as backend:
         meta = backend.meta
         masks = synthetic_masks(batch, meta.input_size)
         feeds = {
-            meta.input_name: prepost.pack_batch(
-                [prepost.prepare_mask(m, meta) for m in masks], meta
+            meta.input_name: model_tensors.pack_batch(
+                [model_tensors.prepare_mask(m, meta) for m in masks], meta
             )
         }
 

@@ -36,8 +36,8 @@ RUNTIME_ALLOWED: set[tuple[str, str]] = {
     ("echogen_trt.runtime.io", "echogen_trt.data.experiments"),
     ("echogen_trt.runtime.io", "echogen_trt.data.preview"),
     ("echogen_trt.runtime.io", "echogen_trt.data.camus"),
-    ("echogen_trt.runtime.prepost", "echogen_trt.data.experiments"),
-    ("echogen_trt.runtime.prepost", "echogen_trt.data.preprocess"),
+    ("echogen_trt.runtime.model_tensors", "echogen_trt.data.experiments"),
+    ("echogen_trt.runtime.model_tensors", "echogen_trt.data.preprocess"),
 }
 
 # Cycles (sets of top-level parts) not broken yet. Empty: runtime <-> export was the last one

@@ -34,11 +34,11 @@ CHILD = textwrap.dedent(
     from click.testing import CliRunner
     from echogen_trt.cli import cli
     from echogen_trt.errors import BackendUnavailable
-    from echogen_trt.runtime import Generator, open_backend
+    from echogen_trt.runtime import MaskToEcho, open_backend
 
     result = CliRunner().invoke(cli, ["generate", masks, "--out", out, "--model", model, "--json"])
     assert result.exit_code == 0, (result.output, result.exception)
-    with Generator(model) as gen:
+    with MaskToEcho(model) as gen:
         frames = gen.generate([__import__("numpy").zeros((20, 30), "uint8")])
     try:
         open_backend(ckpt)

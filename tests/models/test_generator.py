@@ -8,17 +8,17 @@ from torch import nn
 
 from echogen_trt.errors import ConfigError
 from echogen_trt.models.factory import build_generator, count_parameters, generator_config
-from echogen_trt.models.generator import Generator, same_conv
+from echogen_trt.models.generator import EncoderDecoderGenerator, same_conv
 
 
 def test_reference_size_has_the_reference_parameter_counts() -> None:
-    g = Generator()  # width 64, 256x256, no skips
+    g = EncoderDecoderGenerator()  # width 64, 256x256, no skips
     assert count_parameters(g) == (44_647_378, 8_832)
     assert len(g.down) == 7 and len(g.up) == 6
 
 
 def test_reference_channels_and_bn_convention() -> None:
-    g = Generator()
+    g = EncoderDecoderGenerator()
     assert [b.conv.out_channels for b in g.down] == [64, 128, 256, 512, 512, 512, 512]
     assert [b.up.out_channels for b in g.up] == [512, 512, 512, 256, 128, 64]
     assert isinstance(g.down[0].bn, nn.Identity)  # no BN on d1
@@ -52,14 +52,14 @@ def _count_macs(model: nn.Module, x: torch.Tensor) -> int:
 def test_reference_compute_is_8_59_gmac_per_frame() -> None:
     # Meta tensors: shapes only, no arithmetic, so the 256x256 count is instant.
     with torch.device("meta"):
-        g = Generator().eval()
+        g = EncoderDecoderGenerator().eval()
         macs = _count_macs(g, torch.zeros(1, 1, 256, 256))
     assert round(macs / 1e9, 2) == 8.59
 
 
 @pytest.mark.parametrize("size,n_down", [(64, 5), (32, 4), (256, 7)])
 def test_depth_follows_image_size_and_output_is_a_sigmoid_image(size: int, n_down: int) -> None:
-    g = Generator(width=2, image_size=size)
+    g = EncoderDecoderGenerator(width=2, image_size=size)
     assert len(g.down) == n_down
     x = torch.randint(0, 4, (2, 1, size, size)).float()
     y = g(x)
@@ -68,7 +68,7 @@ def test_depth_follows_image_size_and_output_is_a_sigmoid_image(size: int, n_dow
 
 
 def test_bottleneck_is_two_by_two() -> None:
-    g = Generator(width=2, image_size=64).eval()
+    g = EncoderDecoderGenerator(width=2, image_size=64).eval()
     x = torch.zeros(1, 1, 64, 64)
     for block in g.down:
         x = block(x)
@@ -95,7 +95,7 @@ def test_same_conv_pads_one_before_two_after_like_tensorflow() -> None:
 
 def test_init_is_glorot_uniform_with_zero_biases() -> None:
     torch.manual_seed(0)
-    g = Generator(width=8, image_size=64)
+    g = EncoderDecoderGenerator(width=8, image_size=64)
     conv = g.down[1].conv  # 8 -> 16 channels, 4x4
     fan_in, fan_out = 8 * 16, 16 * 16
     bound = (6.0 / (fan_in + fan_out)) ** 0.5
@@ -105,16 +105,16 @@ def test_init_is_glorot_uniform_with_zero_biases() -> None:
 
 
 def test_skips_and_leaky_decoder_options() -> None:
-    plain = Generator(width=4, image_size=64)
-    unet = Generator(width=4, image_size=64, skips=True)
+    plain = EncoderDecoderGenerator(width=4, image_size=64)
+    unet = EncoderDecoderGenerator(width=4, image_size=64, skips=True)
     assert count_parameters(unet)[0] > count_parameters(plain)[0]
     assert unet(torch.zeros(1, 1, 64, 64)).shape == (1, 1, 64, 64)
-    leaky = Generator(width=4, image_size=64, decoder_act="leaky")
+    leaky = EncoderDecoderGenerator(width=4, image_size=64, decoder_act="leaky")
     assert isinstance(leaky.up[0].act, nn.LeakyReLU) and isinstance(plain.up[0].act, nn.ReLU)
 
 
 def test_is_deterministic_in_eval_mode() -> None:
-    g = Generator(width=4, image_size=64).eval()
+    g = EncoderDecoderGenerator(width=4, image_size=64).eval()
     x = torch.randint(0, 4, (1, 1, 64, 64)).float()
     assert torch.equal(g(x), g(x))
 
@@ -132,14 +132,14 @@ def test_factory_builds_from_a_complete_model_config() -> None:
         "out_bias": 0.0,
     }
     g = build_generator(**cfg)
-    assert isinstance(g, Generator) and g.image_size == 64
+    assert isinstance(g, EncoderDecoderGenerator) and g.image_size == 64
 
 
 def test_out_bias_sets_only_the_output_convs_initial_bias() -> None:
     torch.manual_seed(0)
-    ref = Generator(width=4, image_size=64)
+    ref = EncoderDecoderGenerator(width=4, image_size=64)
     torch.manual_seed(0)
-    shifted = Generator(width=4, image_size=64, out_bias=-2.2)
+    shifted = EncoderDecoderGenerator(width=4, image_size=64, out_bias=-2.2)
     assert ref.out.bias.item() == 0.0 and shifted.out.bias.item() == pytest.approx(-2.2)
     for (name, a), (_, b) in zip(
         ref.state_dict().items(), shifted.state_dict().items(), strict=True
@@ -164,7 +164,7 @@ def test_factory_errors_list_the_valid_names() -> None:
 
 def test_onnx_graph_uses_only_tensorrt_friendly_ops(tmp_path) -> None:
     onnx = pytest.importorskip("onnx")
-    g = Generator(width=2, image_size=32).eval()
+    g = EncoderDecoderGenerator(width=2, image_size=32).eval()
     path = tmp_path / "g.onnx"
     # TorchScript exporter: opset 17 exactly (the dynamo exporter of torch 2.13 emits opset 18).
     torch.onnx.export(g, (torch.zeros(1, 1, 32, 32),), str(path), opset_version=17, dynamo=False)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from echogen_trt.models.discriminator import Discriminator
-from echogen_trt.models.generator import Generator, depth_for, keras_bn, up_conv
+from echogen_trt.models.generator import EncoderDecoderGenerator, depth_for, keras_bn, up_conv
 
 
 def _import_keras_with_torch_backend() -> Any:
@@ -107,8 +107,8 @@ def _up(x: Any, filters: int, layers: list[Any]) -> Any:
 def keras_generator(
     hw: tuple[int, int], channels: int, width: int, n_down: int
 ) -> tuple[Any, list[Any]]:
-    """UNetGenerator.build without skips; n_down < 7 keeps the first n_down encoder blocks and
-    their mirror (our depth rule for sizes below 256, bottleneck 2x2)."""
+    """EncoderDecoderGenerator.build without skips; n_down < 7 keeps the first n_down encoder
+    blocks and their mirror (our depth rule for sizes below 256, bottleneck 2x2)."""
     layers: list[Any] = []
     inp = keras.Input(shape=(*hw, channels))
     x = inp
@@ -272,7 +272,7 @@ def compare(
 
     # Not a vacuous match: the outputs vary and the generator's sigmoid is not saturated.
     assert ref.std() > 1e-2 and ref_train.std() > 1e-2
-    if isinstance(model, Generator):
+    if isinstance(model, EncoderDecoderGenerator):
         assert ((ref > 0.02) & (ref < 0.98)).mean() > 0.9
     return diffs
 
@@ -304,7 +304,12 @@ def test_generator_matches_keras_reference(
 ) -> None:
     kmodel, klayers = keras_generator(hw, 1, width, depth_for(size))
     randomise(klayers, seed=size + width)
-    diffs = compare(kmodel, klayers, Generator(width=width, image_size=size), [masks(batch, hw, 1)])
+    diffs = compare(
+        kmodel,
+        klayers,
+        EncoderDecoderGenerator(width=width, image_size=size),
+        [masks(batch, hw, 1)],
+    )
     # 13 training-mode BN layers at 256: Keras' own float32 error reaches ~8e-6 there.
     assert_match(diffs, f"generator {hw} width {width}", tol_training=3e-5 if size == 256 else TOL)
 
@@ -386,7 +391,7 @@ def test_parity_needs_the_kernel_layout_it_claims() -> None:
     kmodel, klayers = keras_generator(hw, 1, 4, depth_for(32))
     randomise(klayers, seed=11)
     x = masks(2, hw, 5)
-    g = Generator(width=4, image_size=32).eval()
+    g = EncoderDecoderGenerator(width=4, image_size=32).eval()
     copy_weights(klayers, g, flip=True)
     with torch.no_grad():
         flipped = g(nchw(x)).numpy()
@@ -425,12 +430,12 @@ def _glorot_limit_keras(shape: tuple[int, ...]) -> float:
 
 
 def test_init_matches_keras_glorot_uniform_and_zero_biases() -> None:
-    """Every conv of a freshly built Generator and Discriminator starts like the Keras layer of the
-    same shape: glorot-uniform with the same limit (for Conv2DTranspose too, whose Keras kernel
+    """Every conv of a freshly built EncoderDecoderGenerator and Discriminator starts like the
+    Keras layer of the same shape: glorot-uniform with the same limit (for Conv2DTranspose too, whose Keras kernel
     is (kh, kw, out, in)), zero biases, BN gamma 1, beta 0, running stats 0 / 1."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        models = [Generator(width=16, image_size=64), Discriminator(width=16)]
+        models = [EncoderDecoderGenerator(width=16, image_size=64), Discriminator(width=16)]
     for seed, module in enumerate(m for model in models for m in model.modules()):
         if isinstance(module, nn.BatchNorm2d):
             bn = L.BatchNormalization(momentum=0.8)

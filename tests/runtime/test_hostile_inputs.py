@@ -60,7 +60,7 @@ def test_recursive_glob_through_two_symlink_loops_ends(tmp_path: Path) -> None:
     (tmp_path / "loop" / "d" / "l1").symlink_to("..")
     (tmp_path / "loop" / "d" / "l2").symlink_to("..")
     code = (
-        "from echogen_trt.runtime.paths import collect_inputs\n"
+        "from echogen_trt.runtime.job_plan import collect_inputs\n"
         "items, failed = collect_inputs(['loop/**/*.png'])\n"
         "print(sorted(str(i.rel) for i in items), failed)\n"
     )

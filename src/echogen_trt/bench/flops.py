@@ -35,7 +35,7 @@ def _deconv_macs(in_hw: int, c_in: int, c_out: int) -> int:
 
 
 def flops_from_config(model_config: dict[str, Any]) -> float:
-    """FLOPs (2 * MACs) per frame of `models.generator.Generator(**model_config)`."""
+    """FLOPs (2 * MACs) per frame of `models.generator.EncoderDecoderGenerator(**model_config)`."""
     arch = model_config.get("arch", "encoder_decoder")
     if arch != "encoder_decoder":
         raise ConfigError(

@@ -4,7 +4,7 @@ with a PyTorch eager FP32 baseline and the machine's GEMM ceiling, all through t
 Two figures per configuration:
 - "compute": `backend.infer` on an already preprocessed batch (what trtexec times, plus the
   Python call), with per-stage times (h2d / compute / d2h) where the backend reports them;
-- "e2e": uint8 label masks in -> `prepost.prepare_mask` -> `pack_batch` -> infer ->
+- "e2e": uint8 label masks in -> `model_tensors.prepare_mask` -> `pack_batch` -> infer ->
   `frames_from_output` -> uint8 frames, i.e. what a caller of the runtime pays per batch.
 
 With `rounds` > 1 the whole matrix is run that many times, one configuration after the other in
@@ -46,7 +46,7 @@ from echogen_trt.bench.plan import (
 )
 from echogen_trt.bench.timing import Timed, stop_rule, time_loop
 from echogen_trt.errors import ConfigError, EchogenError
-from echogen_trt.runtime import prepost
+from echogen_trt.runtime import model_tensors
 from echogen_trt.runtime.backends.base import Backend
 from echogen_trt.runtime.registry import resolve_kind
 
@@ -123,18 +123,18 @@ def _batch_problem(backend: Backend, meta: ModelMeta, batch: int) -> str | None:
 
 
 def _compute_step(backend: Backend, meta: ModelMeta, masks: np.ndarray) -> Callable[[], object]:
-    prepared = [prepost.prepare_mask(m, meta) for m in masks]
-    feeds = {meta.input_name: prepost.pack_batch(prepared, meta)}
+    prepared = [model_tensors.prepare_mask(m, meta) for m in masks]
+    feeds = {meta.input_name: model_tensors.pack_batch(prepared, meta)}
     backend.infer(feeds, reuse_outputs=True)  # validated once, then timed without checks
     return lambda: backend.infer(feeds, check=False, reuse_outputs=True)
 
 
 def _e2e_step(backend: Backend, meta: ModelMeta, masks: np.ndarray) -> Callable[[], object]:
     def step(check: bool = False) -> np.ndarray:
-        prepared = [prepost.prepare_mask(m, meta) for m in masks]
-        batch = prepost.pack_batch(prepared, meta)
+        prepared = [model_tensors.prepare_mask(m, meta) for m in masks]
+        batch = model_tensors.pack_batch(prepared, meta)
         out = backend.infer({meta.input_name: batch}, check=check, reuse_outputs=True)
-        return np.array(prepost.frames_from_output(out[meta.output_name], meta), copy=True)
+        return np.array(model_tensors.frames_from_output(out[meta.output_name], meta), copy=True)
 
     step(check=True)  # validated once, then timed without checks
     return step

@@ -11,7 +11,7 @@ import click
 
 from echogen_trt.errors import ConfigError
 from echogen_trt.fileio import show_path
-from echogen_trt.runtime.paths import FORMATS, parse_shard
+from echogen_trt.runtime.job_plan import FORMATS, parse_shard
 from echogen_trt.runtime.pipeline import SIZES, GenerateSummary, run_generate
 from echogen_trt.runtime.registry import BACKENDS, backend_availability, resolve_kind
 

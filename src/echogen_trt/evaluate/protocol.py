@@ -10,7 +10,7 @@
 4. KID between real and generated test frames in the real-trained U-Net's encoder features.
 
 `evaluate_generator` takes any masks -> frames function (the seam the tests use); `run_evaluation`
-serves a model file through the runtime's Generator and writes the report.
+serves a model file through the runtime's MaskToEcho and writes the report.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from echogen_trt.evaluate.segment import (
     train_segmenter,
 )
 from echogen_trt.metrics import fan_metrics, outside_fan_saturation
-from echogen_trt.runtime.prepost import restore_size
+from echogen_trt.runtime.model_tensors import restore_size
 
 log = logging.getLogger(__name__)
 
@@ -292,14 +292,14 @@ def run_evaluation(
     Returns the summary dict (JSON-ready).
     """
     from echogen_trt.fileio import sha256_file
-    from echogen_trt.runtime.generator import Generator
+    from echogen_trt.runtime.mask_to_echo import MaskToEcho
 
     cfg = config or EvalConfig()
     cfg = replace(
         cfg, split=split if split is not None else cfg.split,
         seed=seed if seed is not None else cfg.seed,
     )  # fmt: skip
-    with Generator(model_path, backend, batch_size=cfg.batch_size) as gen:
+    with MaskToEcho(model_path, backend, batch_size=cfg.batch_size) as gen:
         meta = gen.meta
         result = evaluate_generator(
             gen.generate, data_root, size=size or meta.input_size, kept=tuple(meta.kept_labels),

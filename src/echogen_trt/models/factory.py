@@ -14,10 +14,11 @@ from torch import nn
 
 from echogen_trt.errors import ConfigError
 from echogen_trt.models.discriminator import Discriminator
-from echogen_trt.models.generator import Generator
+from echogen_trt.models.generator import EncoderDecoderGenerator
 
 GENERATORS: dict[str, type[nn.Module]] = {
-    "encoder_decoder": Generator,  # the reference (skips=False); skips=True makes it a U-Net
+    # the reference (skips=False); skips=True makes it a U-Net
+    "encoder_decoder": EncoderDecoderGenerator,
 }
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
     "patchgan": Discriminator,

@@ -110,7 +110,7 @@ class UpBlock(nn.Module):
         return out
 
 
-class Generator(nn.Module):
+class EncoderDecoderGenerator(nn.Module):
     """Mask (N, in_channels, S, S) of raw label values -> echo (N, out_channels, S, S) in [0, 1].
 
     skips=True concatenates each encoder output onto the decoder input of the same size (U-Net);

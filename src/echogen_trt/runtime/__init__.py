@@ -1,6 +1,6 @@
 """Torch-free runtime: mask-to-echo generation on TensorRT, ONNX Runtime or PyTorch.
 
-`from echogen_trt.runtime import Generator, run_generate, open_backend` - imported on first use,
+`from echogen_trt.runtime import MaskToEcho, run_generate, open_backend` - imported on first use,
 so importing a submodule (e.g. `runtime.availability`) stays cheap.
 """
 
@@ -10,12 +10,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from echogen_trt.runtime.generator import Generator
+    from echogen_trt.runtime.mask_to_echo import MaskToEcho
     from echogen_trt.runtime.pipeline import GenerateSummary, run_generate
     from echogen_trt.runtime.registry import available_backends, open_backend
 
 _EXPORTS = {
-    "Generator": "echogen_trt.runtime.generator",
+    "MaskToEcho": "echogen_trt.runtime.mask_to_echo",
     "GenerateSummary": "echogen_trt.runtime.pipeline",
     "run_generate": "echogen_trt.runtime.pipeline",
     "open_backend": "echogen_trt.runtime.registry",
@@ -23,7 +23,7 @@ _EXPORTS = {
 }
 __all__ = [
     "GenerateSummary",
-    "Generator",
+    "MaskToEcho",
     "available_backends",
     "open_backend",
     "run_generate",

@@ -25,9 +25,8 @@ from tqdm import tqdm
 
 from echogen_trt.errors import ConfigError, EchogenError, InputMismatch
 from echogen_trt.fileio import check_dir_creatable, ensure_dir, remove_stale_temps, show_path
-from echogen_trt.runtime.generator import Generator
 from echogen_trt.runtime.io import MAX_PIXELS, is_out_of_memory, panel, read_mask, write_frame
-from echogen_trt.runtime.paths import (
+from echogen_trt.runtime.job_plan import (
     FORMATS,
     Job,
     collect_inputs,
@@ -37,7 +36,8 @@ from echogen_trt.runtime.paths import (
     shard_jobs,
     split_inside,
 )
-from echogen_trt.runtime.prepost import restore_size
+from echogen_trt.runtime.mask_to_echo import MaskToEcho
+from echogen_trt.runtime.model_tensors import restore_size
 from echogen_trt.runtime.registry import resolve_kind
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def _serve(
     backend_opts: dict[str, Any],
 ) -> None:
     start = time.perf_counter()
-    with Generator(model, backend, batch_size, **backend_opts) as gen:
+    with MaskToEcho(model, backend, batch_size, **backend_opts) as gen:
         summary.load_s = time.perf_counter() - start
         ensure_dir(out, "--out")  # only now: a model that fails to load leaves no folder
         summary.backend = gen.backend.name
@@ -244,7 +244,7 @@ class _Run:
 
     def __init__(
         self,
-        gen: Generator,
+        gen: MaskToEcho,
         summary: GenerateSummary,
         bar: Any,
         *,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from runtime_helpers import labels_mask, write_png
 
 from echogen_trt.errors import ConfigError
-from echogen_trt.runtime.paths import (
+from echogen_trt.runtime.job_plan import (
     Job,
     collect_inputs,
     parse_shard,

@@ -1,8 +1,8 @@
 """The Python API: masks in, echo frames out, on whichever backend serves the model file.
 
-    from echogen_trt.runtime import Generator
+    from echogen_trt.runtime import MaskToEcho
 
-    with Generator("model.onnx") as gen:
+    with MaskToEcho("model.onnx") as gen:
         frames = gen.generate(masks)  # uint8 (N, H, W) at the model's resolution
 
 Everything the model needs (size, kept labels, float or uint8 I/O) comes from its metadata, so the
@@ -20,7 +20,7 @@ import numpy as np
 
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import ConfigError, InputMismatch
-from echogen_trt.runtime import prepost
+from echogen_trt.runtime import model_tensors
 from echogen_trt.runtime.backends.base import Backend
 from echogen_trt.runtime.io import labels_from_values
 from echogen_trt.runtime.registry import open_backend
@@ -28,7 +28,7 @@ from echogen_trt.runtime.registry import open_backend
 log = logging.getLogger(__name__)
 
 
-class Generator:
+class MaskToEcho:
     """Serve a model file (.engine, .onnx or .pt) in batches.
 
     `backend`: None/"auto" (from the suffix), "tensorrt", "onnxrt" or "torch"; `opts` go to the
@@ -51,14 +51,14 @@ class Generator:
         self.frames = 0
 
     # -- lifecycle -------------------------------------------------------------------------
-    def open(self) -> Generator:
+    def open(self) -> MaskToEcho:
         self.backend.open()
         return self
 
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> Generator:
+    def __enter__(self) -> MaskToEcho:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -87,11 +87,11 @@ class Generator:
         if check_labels:
             items = [labels_from_values(m, f"mask {i}") for i, m in enumerate(items)]
         meta = self.meta
-        return self.run_prepared([prepost.prepare_mask(m, meta) for m in items])
+        return self.run_prepared([model_tensors.prepare_mask(m, meta) for m in items])
 
     def prepare(self, mask: np.ndarray) -> np.ndarray:
         """One raw-label mask as the model wants it (resized, labels selected); thread-safe."""
-        return prepost.prepare_mask(mask, self.meta)
+        return model_tensors.prepare_mask(mask, self.meta)
 
     def run_prepared(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         """Frames for masks already passed through `prepare`, in chunks the model accepts."""
@@ -117,11 +117,11 @@ class Generator:
 
     def _run_chunk(self, prepared: Sequence[np.ndarray], fixed: int) -> np.ndarray:
         meta = self.meta
-        batch = prepost.pack_batch(prepared, meta, pad_to=fixed)
+        batch = model_tensors.pack_batch(prepared, meta, pad_to=fixed)
         out = self.backend.infer({meta.input_name: batch}, reuse_outputs=True)
         self.compute_ms += self.backend.last_latency_ms or 0.0
         self.frames += len(prepared)
-        frames = prepost.frames_from_output(out[meta.output_name], meta)
+        frames = model_tensors.frames_from_output(out[meta.output_name], meta)
         return np.array(frames[: len(prepared)], copy=True)
 
 

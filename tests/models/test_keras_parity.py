@@ -432,7 +432,8 @@ def _glorot_limit_keras(shape: tuple[int, ...]) -> float:
 def test_init_matches_keras_glorot_uniform_and_zero_biases() -> None:
     """Every conv of a freshly built EncoderDecoderGenerator and Discriminator starts like the
     Keras layer of the same shape: glorot-uniform with the same limit (for Conv2DTranspose too,
-    whose Keras kernel is (kh, kw, out, in)), zero biases, BN gamma 1, beta 0, running stats 0 / 1."""
+    whose Keras kernel is (kh, kw, out, in)), zero biases, BN gamma 1, beta 0, running stats
+    0 / 1."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
         models = [EncoderDecoderGenerator(width=16, image_size=64), Discriminator(width=16)]

@@ -79,7 +79,7 @@ def test_frames_come_from_the_masks_on_disk_and_match_the_checkpoint(
     demo: tuple[Path, dict[str, Any]],
 ) -> None:
     """masks/*.png -> generate (ONNX Runtime) -> frames/*.png equals the torch generator."""
-    from echogen_trt.data.preprocess import resize_mask
+    from echogen_trt.artifacts.preprocess import resize_mask
     from echogen_trt.runtime.io import read_mask
     from echogen_trt.train.checkpoint import load_generator
 

@@ -1,10 +1,12 @@
 """The layer rules of CONTRIBUTING.md, checked on the source: every `import` under
 src/echogen_trt (module level and inside functions), read with `ast`, nothing imported.
 
-- runtime/ imports only runtime, artifacts, errors and fileio from echogen_trt (and the root
-  package's `__version__`);
-- artifacts/ imports none of the stages above it;
-- no import cycle between the top-level parts of echogen_trt (subpackages and modules).
+- no part of echogen_trt imports a part on a higher layer (LAYERS, bottom first), and parts on one
+  layer do not import each other;
+- runtime/ imports only runtime, artifacts, errors and fileio (and the root's `__version__`);
+- only runtime/registry.py imports a concrete backend (runtime/backends/*, base excepted): every
+  other caller asks the registry, so a new backend is one entry there;
+- no import cycle between files.
 
 Known violations that later steps of issue #14 remove are listed below, each with its reason. An
 entry that no longer occurs fails the test too, so the lists only shrink.
@@ -21,28 +23,37 @@ import pytest
 PACKAGE = "echogen_trt"
 SRC = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 
+# Bottom first. A part may import parts on lower layers only ("" is the root package).
+LAYERS: list[set[str]] = [
+    {"", "errors"},
+    {"fileio", "metrics"},
+    {"artifacts"},
+    {"runtime"},
+    {"data", "models"},
+    {"train"},
+    {"export"},
+    {"bench", "evaluate", "doctor", "serve"},
+    {"demo"},
+    {"cli"},
+    {"__main__"},
+]
 RUNTIME_MAY_IMPORT = {"runtime", "artifacts", "errors", "fileio"}
-ARTIFACTS_MUST_NOT_IMPORT = {
-    "train", "export", "runtime", "models", "cli", "demo", "bench", "evaluate",
-}  # fmt: skip
+REGISTRY = "echogen_trt.runtime.registry"
+BACKEND_INTERFACE = "echogen_trt.runtime.backends.base"
 
-# (importing module, imported module) pairs still breaking the runtime rule.
-RUNTIME_ALLOWED: set[tuple[str, str]] = {
-    # The torch backend loads a training checkpoint; needs the checkpoint reader moved to
-    # artifacts (a torch-importing part of it) or the backend moved out of runtime.
-    ("echogen_trt.runtime.backends.torch_backend", "echogen_trt.train.checkpoint"),
-    # Label facts (kept labels, selection, palette) and mask/image file readers live in data/;
-    # issue #14 step "a small module for label facts" moves the first into artifacts.
-    ("echogen_trt.runtime.io", "echogen_trt.data.experiments"),
-    ("echogen_trt.runtime.io", "echogen_trt.data.preview"),
-    ("echogen_trt.runtime.io", "echogen_trt.data.camus"),
-    ("echogen_trt.runtime.model_tensors", "echogen_trt.data.experiments"),
-    ("echogen_trt.runtime.model_tensors", "echogen_trt.data.preprocess"),
+# (importing module, imported module) pairs still breaking the layer or backend rules.
+LAYER_ALLOWED: set[tuple[str, str]] = set()
+BACKEND_ALLOWED: set[tuple[str, str]] = {
+    # The TensorRT API helpers (logger, errors, dims, dtypes) live in the runtime's backend; the
+    # export side of issue #14 moves them to artifacts/.
+    ("echogen_trt.export.trt_build", "echogen_trt.runtime.backends.tensorrt"),
+    ("echogen_trt.export.trt_inspect", "echogen_trt.runtime.backends.tensorrt"),
 }
-
-# Cycles (sets of top-level parts) not broken yet. Empty: runtime <-> export was the last one
-# (runtime.backends.tensorrt imported export.provenance, now artifacts.provenance).
-CYCLES_ALLOWED: set[frozenset[str]] = set()
+# Import cycles between files not broken yet.
+CYCLES_ALLOWED: set[frozenset[str]] = {
+    frozenset({"echogen_trt.export.fp16", "echogen_trt.export.onnx_export"}),
+    frozenset({"echogen_trt.evaluate.protocol", "echogen_trt.evaluate.report"}),
+}
 
 
 def module_name(path: Path) -> str:
@@ -99,85 +110,133 @@ def import_graph() -> dict[str, set[str]]:
 GRAPH = import_graph()
 
 
+def layer_of(module: str) -> int:
+    part = top(module)
+    for rank, parts in enumerate(LAYERS):
+        if part in parts:
+            return rank
+    raise AssertionError(f"{module}: part {part!r} is on no layer; add it to LAYERS")
+
+
+def layer_violations(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """Imports of a part on the same layer (another part) or a higher one."""
+    return {
+        (module, imported)
+        for module, imported_set in graph.items()
+        for imported in imported_set
+        if top(imported) != top(module) and layer_of(imported) >= layer_of(module)
+    }
+
+
 def test_the_walk_sees_imports_inside_functions() -> None:
-    """torch_backend imports train.checkpoint inside `_open` only: the walk must see it."""
-    assert "echogen_trt.train.checkpoint" in GRAPH["echogen_trt.runtime.backends.torch_backend"]
+    """registry imports backends by name; evaluate.protocol imports the runtime inside a
+    function: the walk must see the latter."""
+    assert "echogen_trt.runtime.mask_to_echo" in GRAPH["echogen_trt.evaluate.protocol"]
     assert "echogen_trt.artifacts.provenance" in GRAPH["echogen_trt.runtime.backends.tensorrt"]
 
 
-def runtime_violations() -> set[tuple[str, str]]:
-    return {
+def test_every_part_is_on_a_layer() -> None:
+    for module in GRAPH:
+        layer_of(module)
+
+
+def test_no_part_imports_one_on_its_layer_or_above() -> None:
+    found = layer_violations(GRAPH)
+    assert sorted(found - LAYER_ALLOWED) == []
+    assert sorted(LAYER_ALLOWED - found) == [], "fixed: remove these from LAYER_ALLOWED"
+
+
+def test_runtime_imports_only_artifacts_errors_fileio() -> None:
+    found = sorted(
         (module, imported)
         for module, imported_set in GRAPH.items()
         if top(module) == "runtime"
         for imported in imported_set
         if top(imported) not in RUNTIME_MAY_IMPORT | {""}
-    }
-
-
-def test_runtime_imports_only_artifacts_errors_fileio() -> None:
-    found = runtime_violations()
-    assert sorted(found - RUNTIME_ALLOWED) == []
-    assert sorted(RUNTIME_ALLOWED - found) == [], "fixed: remove these from RUNTIME_ALLOWED"
-
-
-def test_artifacts_imports_no_stage_above_it() -> None:
-    assert any(top(m) == "artifacts" for m in GRAPH)
-    found = sorted(
-        (module, imported)
-        for module, imported_set in GRAPH.items()
-        if top(module) == "artifacts"
-        for imported in imported_set
-        if top(imported) in ARTIFACTS_MUST_NOT_IMPORT
     )
     assert found == []
 
 
-def top_level_cycles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
-    """Strongly connected components (size > 1) of the graph between top-level parts."""
-    edges: dict[str, set[str]] = {}
-    for module, imported_set in graph.items():
-        source = top(module)
-        edges.setdefault(source, set())
-        for imported in imported_set:
-            if top(imported) not in ("", source):
-                edges[source].add(top(imported))
-                edges.setdefault(top(imported), set())
-    reach = {node: _reachable(edges, node) for node in edges}
+def backend_violations(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
     return {
-        frozenset(n for n in edges if n in reach[node] and node in reach[n]) | {node}
-        for node in edges
-        if any(node in reach[n] for n in reach[node])
+        (module, imported)
+        for module, imported_set in graph.items()
+        for imported in imported_set
+        if imported.startswith("echogen_trt.runtime.backends.")
+        and imported != BACKEND_INTERFACE
+        and module not in (REGISTRY, imported)
+    }
+
+
+def test_only_the_registry_imports_a_backend() -> None:
+    found = backend_violations(GRAPH)
+    assert sorted(found - BACKEND_ALLOWED) == []
+    assert sorted(BACKEND_ALLOWED - found) == [], "fixed: remove these from BACKEND_ALLOWED"
+
+
+def test_every_registered_backend_module_exists() -> None:
+    """The registry names backends by module path (so the torch one can live in train/ without
+    the runtime importing upwards): each name must be a real module and class."""
+    from echogen_trt.runtime.registry import BACKENDS
+
+    for kind, (module, cls) in BACKENDS.items():
+        assert _is_module(module), f"{kind}: no module {module}"
+        tree = ast.parse(SRC.joinpath(*module.split(".")[1:]).with_suffix(".py").read_text())
+        classes = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+        assert cls in classes, f"{kind}: {module} has no class {cls}"
+
+
+def file_cycles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
+    """Strongly connected components (size > 1) of the import graph between files."""
+    reach = {node: _reachable(graph, node) for node in graph}
+    return {
+        frozenset(n for n in graph if n in reach[node] and node in reach[n])
+        for node in graph
+        if node in reach[node]
     }
 
 
 def _reachable(edges: dict[str, set[str]], start: str) -> set[str]:
     seen: set[str] = set()
-    todo = list(edges[start])
+    todo = list(edges.get(start, ()))
     while todo:
         node = todo.pop()
         if node not in seen:
             seen.add(node)
-            todo.extend(edges[node])
+            todo.extend(edges.get(node, ()))
     return seen
 
 
-def test_no_import_cycle_between_top_level_parts() -> None:
-    found = top_level_cycles(GRAPH)
+def test_no_import_cycle_between_files() -> None:
+    found = file_cycles(GRAPH)
     assert sorted(map(sorted, found - CYCLES_ALLOWED)) == []
     assert sorted(map(sorted, CYCLES_ALLOWED - found)) == [], "fixed: remove from CYCLES_ALLOWED"
+
+
+P = "echogen_trt."
 
 
 @pytest.mark.parametrize(
     ("graph", "cycles"),
     [
-        ({"echogen_trt.a.x": {"echogen_trt.b.y"}, "echogen_trt.b.y": {"echogen_trt.a.z"}},
-         {frozenset({"a", "b"})}),
-        ({"echogen_trt.a.x": {"echogen_trt.b.y"}, "echogen_trt.b.y": {"echogen_trt.errors"}},
-         set()),
-        ({"echogen_trt.a.x": {"echogen_trt.a.z"}, "echogen_trt.a.z": {"echogen_trt.a.x"}}, set()),
+        ({P + "a.x": {P + "b.y"}, P + "b.y": {P + "a.x"}}, {frozenset({P + "a.x", P + "b.y"})}),
+        ({P + "a.x": {P + "b.y"}, P + "b.y": {P + "errors"}}, set()),
+        ({P + "a.x": {P + "a.z"}, P + "a.z": {P + "a.w"}, P + "a.w": {P + "a.x"}},
+         {frozenset({P + "a.x", P + "a.z", P + "a.w"})}),
     ],
 )  # fmt: skip
 def test_cycle_finder(graph: dict[str, set[str]], cycles: set[frozenset[str]]) -> None:
-    """A cycle through two parts is found; a chain, or a circle inside one part, is not."""
-    assert top_level_cycles(graph) == cycles
+    """A circle through two or three files is found, inside one part too; a chain is not."""
+    assert file_cycles(graph) == cycles
+
+
+def test_layer_check_catches_upward_and_sideways_imports() -> None:
+    graph = {
+        P + "runtime.x": {P + "train.loop", P + "artifacts.labels"},
+        P + "data.camus": {P + "models.generator"},
+        P + "cli.train": {P + "train.loop"},
+    }
+    assert layer_violations(graph) == {
+        (P + "runtime.x", P + "train.loop"),
+        (P + "data.camus", P + "models.generator"),
+    }

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from echogen_trt.bench import env
-from echogen_trt.runtime import availability
+from echogen_trt.runtime import availability, cpu
 
 X86_TWO_SOCKETS_HT = "\n\n".join(
     f"processor\t: {i}\nmodel name\t: Intel(R) Xeon(R) Gold 6230\nphysical id\t: {i // 4}\n"
@@ -45,13 +45,13 @@ def test_torch_block_when_installed() -> None:
 
 
 def test_parse_cpuinfo_counts_physical_cores_across_sockets() -> None:
-    info = env.parse_cpuinfo(X86_TWO_SOCKETS_HT)
+    info = cpu.parse_cpuinfo(X86_TWO_SOCKETS_HT)
     assert info == {"model": "Intel(R) Xeon(R) Gold 6230", "physical_cores": 4}
 
 
 def test_parse_cpuinfo_arm_without_core_ids() -> None:
-    assert env.parse_cpuinfo(ARM_JETSON) == {"model": "NVIDIA Orin", "physical_cores": None}
-    assert env.parse_cpuinfo("") == {"model": None, "physical_cores": None}
+    assert cpu.parse_cpuinfo(ARM_JETSON) == {"model": "NVIDIA Orin", "physical_cores": None}
+    assert cpu.parse_cpuinfo("") == {"model": None, "physical_cores": None}
 
 
 def test_parse_nvpmodel() -> None:

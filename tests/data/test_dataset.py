@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from echogen_trt.artifacts.labels import EXPERIMENTS
+from echogen_trt.artifacts.preprocess import resize_image, resize_mask
 from echogen_trt.data.camus_write import write_split_files, write_view
 from echogen_trt.data.dataset import load_pairs
-from echogen_trt.data.experiments import EXPERIMENTS
-from echogen_trt.data.preprocess import resize_image, resize_mask
 from echogen_trt.errors import ConfigError, DataError
 
 PATIENTS = [f"patient{i:04d}" for i in range(1, 6)]

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from echogen_trt.artifacts import onnx_file
+from echogen_trt.artifacts.labels import select_labels
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.artifacts.onnx_file import read_meta
-from echogen_trt.data.experiments import select_labels
 from echogen_trt.errors import ConfigError, ExportError, OutputError
 from echogen_trt.export import onnx_export
 from echogen_trt.export.fp16 import convert_file_fp16

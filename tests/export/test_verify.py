@@ -64,7 +64,7 @@ def test_fp16_psnr_is_measured_against_torch(
     import onnxruntime as ort
     import torch
 
-    from echogen_trt.data.experiments import select_labels
+    from echogen_trt.artifacts.labels import select_labels
 
     x = select_labels(tiny_masks, (1, 3))[:, None].astype(np.float32)
     session = ort.InferenceSession(str(tiny_onnx_fp16.path), providers=["CPUExecutionProvider"])

@@ -128,7 +128,9 @@ def test_unavailable_provider_is_refused_on_open(toy) -> None:  # type: ignore[n
 def test_physical_cores() -> None:
     import os
 
-    cores = onnxrt.physical_cores()
+    from echogen_trt.runtime.cpu import physical_cores
+
+    cores = physical_cores()
     assert cores in range(1, (os.cpu_count() or 1) + 1)
 
 
@@ -175,7 +177,7 @@ def test_broken_or_foreign_onnx_files(tmp_path: Path, toy) -> None:  # type: ign
 # -- PyTorch specifics ---------------------------------------------------------------------------
 def test_torch_backend_errors(tmp_path: Path, models: SimpleNamespace) -> None:
     torch = pytest.importorskip("torch")
-    from echogen_trt.runtime.backends.torch_backend import TorchBackend
+    from echogen_trt.train.torch_backend import TorchBackend
 
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match=r"junk\.pt \| cannot be read"):

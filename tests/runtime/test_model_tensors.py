@@ -82,7 +82,7 @@ def test_restore_size_is_bilinear() -> None:
 def test_served_masks_are_resized_exactly_like_training_masks() -> None:
     """Runtime and training must pick the same source pixels (Pillow-NEAREST equivalent);
     cv2.INTER_NEAREST would shift edges by a pixel for non-integer scale factors."""
-    from echogen_trt.data.preprocess import resize_mask as training_resize
+    from echogen_trt.artifacts.preprocess import resize_mask as training_resize
 
     rng = np.random.default_rng(3)
     mask = rng.integers(0, 4, size=(97, 71), dtype=np.uint8)

@@ -44,7 +44,7 @@ def pair_arrays(n: int, size: int, seed: int = 0) -> SimpleNamespace:
         from echogen_trt.data.phantom import synth_patient
     except ImportError:
         synth_patient = None
-    from echogen_trt.data.preprocess import image_to_unit, resize_image, resize_mask
+    from echogen_trt.artifacts.preprocess import image_to_unit, resize_image, resize_mask
 
     rng = np.random.default_rng(seed)
     masks, images = [], []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from echogen_trt.data.experiments import EXPERIMENTS
+from echogen_trt.artifacts.labels import EXPERIMENTS
 from echogen_trt.errors import ConfigError
 from echogen_trt.train.config import (
     TrainConfig,

@@ -17,7 +17,7 @@ import numpy as np
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import BackendUnavailable, ConfigError
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
-from echogen_trt.runtime.backends.torch_backend import TorchBackend
+from echogen_trt.train.torch_backend import TorchBackend
 
 log = logging.getLogger(__name__)
 

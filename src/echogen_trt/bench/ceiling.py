@@ -109,7 +109,7 @@ def _ort_gemm(
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from echogen_trt.runtime.backends.onnxrt import physical_cores
+    from echogen_trt.runtime.cpu import physical_cores
 
     elem, dtype = {
         "fp32": (TensorProto.FLOAT, np.float32),

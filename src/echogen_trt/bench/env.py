@@ -19,6 +19,7 @@ from typing import Any
 
 from echogen_trt import __version__
 from echogen_trt.runtime.availability import has_module, module_version, tensorrt_module
+from echogen_trt.runtime.cpu import parse_cpuinfo, usable_cores
 
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 
@@ -41,33 +42,15 @@ def _run(cmd: list[str], timeout: float = 10.0) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def parse_cpuinfo(text: str) -> dict[str, Any]:
-    """CPU model and physical core count from /proc/cpuinfo text (x86 and ARM spellings)."""
-    model = None
-    for key in ("model name", "Model", "Hardware", "Processor"):
-        m = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
-        if m:
-            model = m.group(1).strip()
-            break
-    cores: set[tuple[str, str]] = set()
-    for block in text.split("\n\n"):
-        phys = re.search(r"^physical id\s*:\s*(\S+)", block, re.MULTILINE)
-        core = re.search(r"^core id\s*:\s*(\S+)", block, re.MULTILINE)
-        if core:
-            cores.add((phys.group(1) if phys else "0", core.group(1)))
-    return {"model": model, "physical_cores": len(cores) or None}
-
-
 def cpu_info() -> dict[str, Any]:
     """Model, logical cores, physical cores, cores this process may use, architecture."""
     info = parse_cpuinfo(_read("/proc/cpuinfo") or "")
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
         "model": info["model"] or platform.processor() or None,
         "arch": platform.machine(),
         "logical_cores": os.cpu_count(),
         "physical_cores": info["physical_cores"],
-        "usable_cores": affinity,
+        "usable_cores": usable_cores(),
     }
 
 

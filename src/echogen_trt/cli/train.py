@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from echogen_trt.data.experiments import EXPERIMENTS
+from echogen_trt.artifacts.labels import EXPERIMENTS
 from echogen_trt.train.config import (
     AMP_MODES,
     DECODER_ACTS,

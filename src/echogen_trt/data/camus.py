@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from echogen_trt.data.camus_write import MHD_SUBSETS, NIFTI_DIR, lazy_import, patient_dir
-from echogen_trt.data.preprocess import check_mask_values
+from echogen_trt.artifacts.medical_image import read_medical
+from echogen_trt.artifacts.preprocess import check_mask_values
+from echogen_trt.data.camus_write import MHD_SUBSETS, NIFTI_DIR, patient_dir
 from echogen_trt.data.records import ViewRecord
 from echogen_trt.errors import ConfigError, DataError
 
@@ -30,8 +31,6 @@ logger = logging.getLogger(__name__)
 
 VIEWS = ("2CH", "4CH")
 _PATIENT_RE = re.compile(r"^patient\d+$")
-_MET_BYTES = {"MET_UCHAR": 1, "MET_CHAR": 1, "MET_USHORT": 2, "MET_SHORT": 2, "MET_UINT": 4,
-              "MET_INT": 4, "MET_FLOAT": 4, "MET_DOUBLE": 8}  # fmt: skip
 
 
 def detect_layout(root: Path) -> str:
@@ -236,49 +235,3 @@ def _to_uint8(array: np.ndarray, path: Path, patient: str) -> np.ndarray:
             "integers 0..255. Expected 8-bit CAMUS data."
         )
     return np.ascontiguousarray(array.astype(np.uint8))
-
-
-def read_medical(path: Path) -> tuple[np.ndarray, tuple[float, float]]:
-    """One CAMUS .mhd or .nii(.gz) file in display order (apex at the top) with its (row, col)
-    spacing: the one place that knows each format's orientation (the runtime reads masks here)."""
-    return _read_mhd(path) if path.suffix == ".mhd" else _read_nifti(path)
-
-
-def _read_mhd(path: Path) -> tuple[np.ndarray, tuple[float, float]]:
-    sitk = lazy_import("SimpleITK")
-    _check_raw_size(path)
-    image = sitk.ReadImage(str(path))
-    spacing = image.GetSpacing()  # (x = col, y = row[, z])
-    return sitk.GetArrayFromImage(image), (float(spacing[1]), float(spacing[0]))
-
-
-def _read_nifti(path: Path) -> tuple[np.ndarray, tuple[float, float]]:
-    nib = lazy_import("nibabel")
-    image = nib.load(str(path))
-    stored = np.asanyarray(image.dataobj)  # (W, H[, T]), the release's on-disk orientation
-    zooms = image.header.get_zooms()  # (col, row[, t])
-    display = stored.T if stored.ndim == 2 else stored.transpose(2, 1, 0)
-    return display, (float(zooms[1]), float(zooms[0]))
-
-
-def _check_raw_size(path: Path) -> None:
-    """Catch a truncated .raw before ITK does (its message blames a missing .mhd)."""
-    header: dict[str, str] = {}
-    for line in path.read_text(encoding="latin-1").splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            header[key.strip()] = value.strip()
-    raw_name = header.get("ElementDataFile", "")
-    if header.get("CompressedData", "False") != "False" or raw_name in ("", "LOCAL"):
-        return
-    raw = path.parent / raw_name
-    if not raw.is_file():
-        raise DataError(f"file {path} | its data file {raw} is missing.")
-    size = np.prod([int(d) for d in header.get("DimSize", "0").split()])
-    channels = int(header.get("ElementNumberOfChannels", "1"))
-    expected = int(size) * channels * _MET_BYTES.get(header.get("ElementType", ""), 0)
-    if expected and raw.stat().st_size < expected:
-        raise DataError(
-            f"file {raw} | truncated. Expected {expected} bytes for DimSize "
-            f"{header.get('DimSize')}, got {raw.stat().st_size}. Hint: re-extract the file."
-        )

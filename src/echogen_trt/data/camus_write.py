@@ -17,20 +17,12 @@ interrupted run never leaves a half-written file under a real name.
 
 from __future__ import annotations
 
-import errno
-import importlib
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
+from echogen_trt.artifacts.medical_image import write_mhd, write_nifti
 from echogen_trt.data.records import ViewRecord
 from echogen_trt.errors import ConfigError
-from echogen_trt.fileio import write_text_atomic, writing
+from echogen_trt.fileio import write_text_atomic
 
 LAYOUTS = ("mhd", "nifti")
 MHD_SUBSETS = ("training", "testing")
@@ -71,7 +63,7 @@ def write_view(root: Path, layout: str, rec: ViewRecord, subset: str = "training
     folder = patient_dir(Path(root), layout, rec.patient, subset)
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{rec.patient}_{rec.view}"
-    write = _write_mhd if layout == "mhd" else _write_nifti
+    write = write_mhd if layout == "mhd" else write_nifti
     for phase, image, mask in (("ED", rec.ed, rec.ed_gt), ("ES", rec.es, rec.es_gt)):
         write(folder / f"{stem}_{phase}", image, rec.spacing)
         if mask is not None:
@@ -122,64 +114,9 @@ def info_text(rec: ViewRecord, layout: str) -> str:
     return "".join(f"{k}: {info[k]}\n" for k in (*keys, *extra) if k in info)
 
 
-def lazy_import(name: str) -> Any:
-    """Import SimpleITK / nibabel on first use, untyped: both ship partial annotations only."""
-    return importlib.import_module(name)
-
-
 def _check_layout(layout: str) -> None:
     if layout not in LAYOUTS:
         raise ConfigError(f"layout {layout!r} | unknown. Expected one of {LAYOUTS}.")
-
-
-def _as_uint8(array: np.ndarray, path: Path) -> np.ndarray:
-    if array.dtype != np.uint8:
-        raise ConfigError(
-            f"{path.name} | array dtype {array.dtype}. Expected uint8 (CAMUS images and masks "
-            "are 8-bit). Hint: convert with np.clip(...).astype(np.uint8) before writing."
-        )
-    return np.ascontiguousarray(array)
-
-
-@contextmanager
-def _temp_dir(folder: Path) -> Iterator[Path]:
-    """A scratch folder beside the target, so `os.replace` stays on one filesystem."""
-    with tempfile.TemporaryDirectory(prefix=".tmp-", dir=folder) as tmp:
-        yield Path(tmp)
-
-
-def _write_mhd(base: Path, array: np.ndarray, spacing: tuple[float, float]) -> None:
-    """A .mhd/.raw pair; 2-D frames get a singleton third axis, as in the 2019 release."""
-    sitk = lazy_import("SimpleITK")
-    data = _as_uint8(array, base)
-    if data.ndim == 2:
-        data = data[np.newaxis]
-    image = sitk.GetImageFromArray(data)  # numpy (T, H, W) -> ITK size (W, H, T)
-    image.SetSpacing((float(spacing[1]), float(spacing[0]), 1.0))
-    target = base.with_name(f"{base.name}.mhd")
-    with writing(target), _temp_dir(base.parent) as tmp:
-        try:
-            sitk.WriteImage(image, str(tmp / target.name), False)
-        except RuntimeError as err:  # ITK reports a full disk as a RuntimeError
-            raise OSError(errno.EIO, f"ITK could not write it: {str(err).strip()[-200:]}") from err
-        # The header names its .raw by basename: move the data first, then the header.
-        os.replace(tmp / f"{base.name}.raw", base.with_name(f"{base.name}.raw"))
-        os.replace(tmp / target.name, target)
-
-
-def _write_nifti(base: Path, array: np.ndarray, spacing: tuple[float, float]) -> None:
-    """A .nii.gz stored (W, H[, T]) with zooms (col, row[, 1]), like the 2023 release."""
-    nib = lazy_import("nibabel")
-    data = _as_uint8(array, base)
-    stored = data.T if data.ndim == 2 else data.transpose(2, 1, 0)  # (W, H) / (W, H, T)
-    affine = np.diag([float(spacing[1]), float(spacing[0]), 1.0, 1.0])
-    image = nib.Nifti1Image(np.ascontiguousarray(stored), affine)
-    image.set_data_dtype(np.uint8)
-    image.header.set_zooms((float(spacing[1]), float(spacing[0]), *[1.0] * (stored.ndim - 2)))
-    target = base.with_name(f"{base.name}.nii.gz")
-    with writing(target), _temp_dir(base.parent) as tmp:
-        nib.save(image, str(tmp / target.name))
-        os.replace(tmp / target.name, target)
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from echogen_trt.data.camus import VIEWS, detect_layout, read_view
-from echogen_trt.data.experiments import DEFAULT_EXPERIMENT, kept_labels, select_labels
-from echogen_trt.data.preprocess import (
+from echogen_trt.artifacts.labels import DEFAULT_EXPERIMENT, kept_labels, select_labels
+from echogen_trt.artifacts.preprocess import (
     IMAGE_INTERPOLATIONS,
     check_size,
     image_to_unit,
     resize_image,
     resize_mask,
 )
+from echogen_trt.data.camus import VIEWS, detect_layout, read_view
 from echogen_trt.data.splits import SPLIT_NAMES, resolve_split
 from echogen_trt.errors import ConfigError, DataError
 

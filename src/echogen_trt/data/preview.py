@@ -14,14 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from echogen_trt.artifacts.labels import PALETTE
 from echogen_trt.data.records import ViewRecord
 from echogen_trt.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
-
-# BGR colours: background black, LV red, myocardium green, LA blue (as in most CAMUS figures).
-# The one palette: contact sheets, demo reports and `generate --overlay` all use it.
-PALETTE = np.array([[0, 0, 0], [60, 60, 230], [60, 200, 60], [230, 120, 40]], np.uint8)
 
 
 def contact_sheet(

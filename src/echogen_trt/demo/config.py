@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from echogen_trt.data.experiments import DEFAULT_EXPERIMENT, kept_labels
+from echogen_trt.artifacts.labels import DEFAULT_EXPERIMENT, kept_labels
 from echogen_trt.errors import ConfigError
 
 # (width, image_size) per device type: a CPU gets a model that learns visibly in minutes.

@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from echogen_trt.data.preview import PALETTE
+from echogen_trt.artifacts.labels import PALETTE
 from echogen_trt.demo.steps import FRAMES, PHASE, VIEW, Context, held_out, test_pairs
 from echogen_trt.errors import DataError
 from echogen_trt.fileio import write_text_atomic

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from echogen_trt.artifacts.labels import DEFAULT_EXPERIMENT, select_labels
 from echogen_trt.data.dataset import PHASES, load_pairs
-from echogen_trt.data.experiments import DEFAULT_EXPERIMENT, select_labels
 from echogen_trt.errors import ConfigError, InputMismatch
 from echogen_trt.evaluate import cache
 from echogen_trt.evaluate.dice import mean_dice, structures_for

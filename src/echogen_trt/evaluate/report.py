@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from echogen_trt.data.preview import PALETTE
+from echogen_trt.artifacts.labels import PALETTE
 from echogen_trt.errors import DataError
 from echogen_trt.fileio import write_bytes_atomic, write_text_atomic
 

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import onnx
 
+from echogen_trt.artifacts.labels import select_labels
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.artifacts.onnx_file import load_model, read_meta
-from echogen_trt.data.experiments import select_labels
 from echogen_trt.errors import ExportError
 from echogen_trt.export.ops import unsupported_ops
 

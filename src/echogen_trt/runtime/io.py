@@ -17,8 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from echogen_trt.data.experiments import MAX_LABEL
-from echogen_trt.data.preview import PALETTE
+from echogen_trt.artifacts.labels import MAX_LABEL, PALETTE
 from echogen_trt.errors import InputMismatch
 from echogen_trt.fileio import show_path, write_bytes_atomic
 
@@ -202,7 +201,7 @@ def _read_medical(p: Path, suffix: str, max_pixels: int) -> np.ndarray:
         shape: tuple[int, ...] = tuple(getattr(nibabel.load(str(p)), "shape", ()))  # header only
         if len(shape) >= 2:
             check_pixels(p, (int(shape[1]), int(shape[0])), max_pixels)
-    from echogen_trt.data.camus import read_medical
+    from echogen_trt.artifacts.medical_image import read_medical
 
     return read_medical(p)[0]
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from echogen_trt.artifacts.labels import select_labels
 from echogen_trt.artifacts.model_meta import ModelMeta
-from echogen_trt.data.experiments import select_labels
-from echogen_trt.data.preprocess import resize_mask as training_resize_mask
+from echogen_trt.artifacts.preprocess import resize_mask as training_resize_mask
 from echogen_trt.errors import InputMismatch, InternalError
 
 IO_KINDS = ("float", "uint8")

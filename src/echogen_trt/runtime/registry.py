@@ -21,7 +21,7 @@ from echogen_trt.runtime.backends.base import Backend
 BACKENDS: dict[str, tuple[str, str]] = {
     "tensorrt": ("echogen_trt.runtime.backends.tensorrt", "TensorRTBackend"),
     "onnxrt": ("echogen_trt.runtime.backends.onnxrt", "OnnxRuntimeBackend"),
-    "torch": ("echogen_trt.runtime.backends.torch_backend", "TorchBackend"),
+    "torch": ("echogen_trt.train.torch_backend", "TorchBackend"),
 }
 SUFFIX_KIND = {
     ".engine": "tensorrt",

@@ -121,7 +121,7 @@ def generator_state(
 
     Training checkpoints add D, the optimizers, the two AMP scalers, RNG states and the config.
     """
-    from echogen_trt.data.experiments import kept_labels
+    from echogen_trt.artifacts.labels import kept_labels
 
     kept = kept_labels(experiment)
     weights = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from echogen_trt.data.experiments import DEFAULT_EXPERIMENT, kept_labels
+from echogen_trt.artifacts.labels import DEFAULT_EXPERIMENT, kept_labels
 from echogen_trt.errors import ConfigError
 from echogen_trt.fileio import write_bytes_atomic
 

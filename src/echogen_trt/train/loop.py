@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from echogen_trt.data.experiments import kept_labels
+from echogen_trt.artifacts.labels import kept_labels
 from echogen_trt.errors import ConfigError, DataError
 from echogen_trt.models.factory import build_discriminator, build_generator, generator_config
 from echogen_trt.models.losses import generator_loss, lsgan_loss

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes.util
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from echogen_trt.artifacts.onnx_file import read_meta
 from echogen_trt.errors import BackendUnavailable, InputMismatch
 from echogen_trt.runtime.availability import has_module
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
+from echogen_trt.runtime.cpu import physical_cores
 
 log = logging.getLogger(__name__)
 
@@ -41,31 +41,6 @@ _ORT_DTYPES = {
     "tensor(double)": np.float64,
     "tensor(bool)": np.bool_,
 }
-
-
-def physical_cores() -> int:
-    """Physical CPU cores usable by this process (Linux /proc/cpuinfo; else logical count)."""
-    try:
-        logical = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        logical = os.cpu_count() or 1
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return logical
-    cores = set()
-    physical = core = ""
-    for line in [*text.splitlines(), ""]:
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "physical id":
-            physical = value.strip()
-        elif key == "core id":
-            core = value.strip()
-        elif not line.strip() and core:
-            cores.add((physical, core))
-            physical = core = ""
-    return max(1, min(len(cores), logical)) if cores else logical
 
 
 def tensorrt_libs_present() -> bool:

@@ -1,6 +1,9 @@
 """PyTorch backend: serve a training checkpoint (.pt) directly, to check ONNX and TensorRT.
 
-torch is imported inside `_open` only, so the runtime package stays importable without it. The
+It implements the runtime's Backend interface but lives beside the checkpoints: it needs torch
+and the model code, which the torch-free runtime must not import. The runtime's registry names it
+by module path and imports it only when a .pt file is served. torch is imported inside `_open`,
+so a missing torch is a BackendUnavailable naming the extra, not an ImportError. The
 I/O is the float contract of an exported model (float32 (N, 1, H, W) raw labels in, [0, 1] out)
 and the ModelMeta is built from the checkpoint, so the same pre/post-processing serves it.
 """
@@ -30,8 +33,7 @@ class TorchBackend(Backend):
     name = "torch"
 
     def _open(self) -> None:
-        # Imported here, never at module level: the rest of the runtime must work without torch
-        # (tests/test_no_torch.py). importlib keeps `import torch` out of runtime/ entirely.
+        # Imported here so that a missing torch becomes a BackendUnavailable with the hint.
         try:
             torch = importlib.import_module("torch")
             from echogen_trt.train.checkpoint import load_generator

@@ -1,4 +1,5 @@
-"""The paper's five conditioning experiments: which CAMUS labels each keeps.
+"""Label facts: the CAMUS labels, the paper's five conditioning experiments (which labels each
+keeps), label selection and the one colour palette.
 
 Labels: 0 background, 1 LV cavity, 2 LV myocardium, 3 left atrium. Labels not kept are set to 0;
 kept labels keep their raw value (the reference feeds raw label values as floats).
@@ -24,6 +25,10 @@ EXPERIMENTS: dict[str, tuple[int, ...]] = {
 }
 
 DEFAULT_EXPERIMENT = "ventricle_myocard_atrium"
+
+# BGR colours: background black, LV red, myocardium green, LA blue (as in most CAMUS figures).
+# The one palette: contact sheets, demo reports and `generate --overlay` all use it.
+PALETTE = np.array([[0, 0, 0], [60, 60, 230], [60, 200, 60], [230, 120, 40]], np.uint8)
 
 
 def kept_labels(experiment: str) -> tuple[int, ...]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from echogen_trt.data.experiments import MAX_LABEL
+from echogen_trt.artifacts.labels import MAX_LABEL
 from echogen_trt.errors import ConfigError, DataError
 
 NEAREST = cv2.INTER_NEAREST_EXACT  # same pixels as Pillow's NEAREST, the reference's filter

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from echogen_trt.data.experiments import EXPERIMENTS, select_labels
-from echogen_trt.data.preprocess import (
+from echogen_trt.artifacts.labels import EXPERIMENTS, select_labels
+from echogen_trt.artifacts.preprocess import (
     check_mask_values,
     image_to_unit,
     resize_image,

@@ -26,7 +26,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 # Bottom first. A part may import parts on lower layers only ("" is the root package).
 LAYERS: list[set[str]] = [
     {"", "errors"},
-    {"fileio", "metrics"},
+    {"fileio", "metrics", "option_values"},
     {"artifacts"},
     {"runtime"},
     {"data", "models"},

@@ -16,7 +16,7 @@ from echogen_trt.bench.baseline import RandomWeightsTorchBackend
 from echogen_trt.bench.timing import WarmUp, stop_rule
 from echogen_trt.errors import ConfigError
 from echogen_trt.runtime.backends.base import Backend
-from echogen_trt.runtime.registry import available_backends, open_backend, resolve_kind
+from echogen_trt.runtime.registry import BACKENDS, available_backends, open_backend, resolve_kind
 
 MODES = ("compute", "e2e")
 DEFAULT_BATCHES = (1, 8, 32)
@@ -69,7 +69,7 @@ def check_config(config: BenchConfig) -> None:
     if bad or not config.modes:
         raise ConfigError(f"--mode | {bad or 'none'}. Expected some of {', '.join(MODES)}.")
     stop_rule(config.iterations, config.duration_s)  # validates both
-    known = ("onnxrt", "tensorrt", "torch", *(f"onnxrt:{p}" for p in ORT_PROVIDERS.values()))
+    known = (*BACKENDS, *(f"onnxrt:{p}" for p in ORT_PROVIDERS.values()))
     unknown = [b for b in config.backends or () if b not in known]
     if unknown:
         raise ConfigError(f"--backend | {unknown} unknown. Expected some of {', '.join(known)}.")

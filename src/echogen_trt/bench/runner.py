@@ -4,8 +4,8 @@ with a PyTorch eager FP32 baseline and the machine's GEMM ceiling, all through t
 Two figures per configuration:
 - "compute": `backend.infer` on an already preprocessed batch (what trtexec times, plus the
   Python call), with per-stage times (h2d / compute / d2h) where the backend reports them;
-- "e2e": uint8 label masks in -> `model_tensors.prepare_mask` -> `pack_batch` -> infer ->
-  `frames_from_output` -> uint8 frames, i.e. what a caller of the runtime pays per batch.
+- "e2e": uint8 label masks in -> `model_tensors.prepare_mask` -> `mask_to_echo.infer_frames`
+  (pack, infer, frames) -> uint8 frames, i.e. what a caller of the runtime pays per batch.
 
 With `rounds` > 1 the whole matrix is run that many times, one configuration after the other in
 each round, and each configuration's rounds are pooled: a machine whose speed drifts (a shared
@@ -48,6 +48,7 @@ from echogen_trt.bench.timing import Timed, stop_rule, time_loop
 from echogen_trt.errors import ConfigError, EchogenError
 from echogen_trt.runtime import model_tensors
 from echogen_trt.runtime.backends.base import Backend
+from echogen_trt.runtime.mask_to_echo import batch_limits, infer_frames
 from echogen_trt.runtime.registry import resolve_kind
 
 __all__ = [
@@ -114,11 +115,11 @@ def _describe(target: Target, backend: Backend, meta: ModelMeta) -> dict[str, An
 
 def _batch_problem(backend: Backend, meta: ModelMeta, batch: int) -> str | None:
     """Why this backend cannot run `batch` (static batch dim, engine profile), else None."""
-    fixed = backend.inputs[meta.input_name].shape[0]
-    if fixed is not None and fixed != batch:
+    fixed, most = batch_limits(backend)
+    if fixed and fixed != batch:
         return f"the model's batch dimension is fixed at {fixed}"
-    if backend.max_batch is not None and batch > backend.max_batch:
-        return f"exceeds the model's maximum batch {backend.max_batch}"
+    if most is not None and batch > most:
+        return f"exceeds the model's maximum batch {most}"
     return None
 
 
@@ -132,9 +133,7 @@ def _compute_step(backend: Backend, meta: ModelMeta, masks: np.ndarray) -> Calla
 def _e2e_step(backend: Backend, meta: ModelMeta, masks: np.ndarray) -> Callable[[], object]:
     def step(check: bool = False) -> np.ndarray:
         prepared = [model_tensors.prepare_mask(m, meta) for m in masks]
-        batch = model_tensors.pack_batch(prepared, meta)
-        out = backend.infer({meta.input_name: batch}, check=check, reuse_outputs=True)
-        return np.array(model_tensors.frames_from_output(out[meta.output_name], meta), copy=True)
+        return infer_frames(backend, prepared, check=check)
 
     step(check=True)  # validated once, then timed without checks
     return step

@@ -5,77 +5,11 @@ with a PyTorch eager baseline and the machine's GEMM ceiling. A thin layer over
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
-from echogen_trt.errors import ConfigError, EchogenError
 from echogen_trt.fileio import write_text_atomic
-
-if TYPE_CHECKING:
-    from echogen_trt.bench.plan import BenchConfig
-
-
-def parse_ints(text: str, option: str) -> tuple[int, ...]:
-    """'1,8,32' -> (1, 8, 32); ConfigError naming the option otherwise."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        values = ()
-    if not values or any(v < 1 for v in values):
-        raise ConfigError(f"{option} | {text!r}. Expected positive integers separated by commas.")
-    return values
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'480x640' (H x W) or '256' -> (H, W)."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
-    if not m or int(m.group(1)) < 1:
-        raise ConfigError(f"--mask-size | {text!r}. Expected HxW (e.g. 480x640) or one size.")
-    return int(m.group(1)), int(m.group(2) or m.group(1))
-
-
-def _split(text: str | None) -> tuple[str, ...] | None:
-    return tuple(v.strip() for v in text.split(",") if v.strip()) if text else None
-
-
-def config_from_options(
-    *,
-    backends: str | None,
-    batches: str | None,
-    warmup: str | None,
-    modes: str | None,
-    ceiling_seconds: float | None,
-    cv_warn: float | None,
-    mask_size: str | None,
-    **plain: Any,
-) -> BenchConfig:
-    """BenchConfig from the command's options; None keeps the library's default."""
-    from echogen_trt.bench.plan import BenchConfig
-    from echogen_trt.bench.timing import parse_warmup
-
-    changes: dict[str, Any] = {
-        "backends": _split(backends),
-        "warmup": parse_warmup(warmup),
-        "iterations": plain["iterations"],
-        "duration_s": plain["duration"],
-        "baseline": plain["baseline"],
-        "ceiling": plain["ceiling"],
-        "threads": plain["threads"],
-        "mask_size": parse_size(mask_size) if mask_size else None,
-    }
-    optional = {
-        "batches": parse_ints(batches, "--batch") if batches else None,
-        "modes": _split(modes),
-        "ceiling_seconds": ceiling_seconds,
-        "cv_warn_pct": cv_warn,
-        "rounds": plain["rounds"],
-    }
-    changes.update({k: v for k, v in optional.items() if v is not None})
-    return replace(BenchConfig(), **changes)
 
 
 @click.command("bench")
@@ -164,6 +98,7 @@ def bench(
     Example: echogen-trt bench model.onnx model.fp16.onnx --batch 1,8 --json bench.json
     """
     from echogen_trt.bench import plot as plot_mod
+    from echogen_trt.bench.options import config_from_options, require_a_measurement
     from echogen_trt.bench.report import format_report
     from echogen_trt.bench.runner import run_benchmark
 
@@ -185,9 +120,4 @@ def bench(
         click.echo(format_report(report, markdown=markdown))
     if plot_path:
         click.echo(f"plot: {plot_mod.plot_report(report, plot_path)}", err=True)
-    if not any(r.get("status") == "ok" for r in report["results"]):
-        reasons = "; ".join(sorted({str(r.get("reason")) for r in report["results"]}))
-        raise EchogenError(
-            f"bench | no configuration could be measured ({reasons or 'no backend available'}). "
-            "Hint: `echogen-trt doctor --model MODEL` says which backend serves a file."
-        )
+    require_a_measurement(report)

@@ -12,19 +12,11 @@ from typing import Any
 
 import click
 
-from echogen_trt.errors import ConfigError
+from echogen_trt.option_values import parse_ints
 
 
 def _batches(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        sizes = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        sizes = ()
-    if not sizes or any(s < 1 for s in sizes):
-        raise ConfigError(f"--bench-batches | {value!r}. Expected positive integers, e.g. 1,8.")
-    return sizes
+    return parse_ints(value, "--bench-batches", "1,8") if value is not None else None
 
 
 @click.command("demo")

@@ -3,57 +3,16 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
-from echogen_trt.errors import ConfigError
 from echogen_trt.fileio import show_path
+from echogen_trt.runtime.default_model import find_default_model, show_relative
 from echogen_trt.runtime.job_plan import FORMATS, parse_shard
 from echogen_trt.runtime.pipeline import SIZES, GenerateSummary, run_generate
-from echogen_trt.runtime.registry import BACKENDS, backend_availability, resolve_kind
-
-log = logging.getLogger(__name__)
-
-# Most preferred first: an engine beats its ONNX source, which beats the checkpoint.
-MODEL_TIERS = (("*.engine", "*.plan"), ("*.onnx",), ("best.pt",))
-
-
-def find_default_model(cwd: Path) -> Path:
-    """The one obvious model in `cwd` or `cwd/runs/*/`; ConfigError listing what was found."""
-    runs = cwd / "runs"
-    folders = [cwd, *sorted(p for p in runs.glob("*") if p.is_dir())] if runs.is_dir() else [cwd]
-    seen: list[Path] = []
-    for patterns in MODEL_TIERS:
-        found = sorted({f for d in folders for pat in patterns for f in d.glob(pat) if f.is_file()})
-        seen += found
-        if not found:
-            continue
-        kind = resolve_kind(found[0])
-        ok, reason = backend_availability(kind)
-        if not ok:
-            log.info("not using %s: %s", ", ".join(map(str, found)), reason)
-            continue
-        if len(found) == 1:
-            return found[0]
-        raise ConfigError(
-            f"--model | {len(found)} candidates: {', '.join(_show(f, cwd) for f in found)}. "
-            "Expected exactly one. Hint: pass --model PATH."
-        )
-    listed = f" (found but unusable here: {', '.join(_show(f, cwd) for f in seen)})" if seen else ""
-    raise ConfigError(
-        f"--model | none found in {cwd} or runs/*/{listed}. Expected an .engine, .onnx or "
-        "best.pt. Hint: pass --model PATH, or export one with `echogen-trt export`."
-    )
-
-
-def _show(path: Path, cwd: Path) -> str:
-    try:
-        return str(path.relative_to(cwd))
-    except ValueError:
-        return str(path)
+from echogen_trt.runtime.registry import BACKENDS
 
 
 @click.command("generate")
@@ -114,7 +73,7 @@ def generate(
     """
     if model is None:
         found = find_default_model(Path.cwd())
-        click.echo(f"using model {_show(found, Path.cwd())}", err=True)
+        click.echo(f"using model {show_relative(found, Path.cwd())}", err=True)
         model = str(found)
     kwargs = {k: v for k, v in options.items() if v not in (None, False)}
     summary = run_generate(

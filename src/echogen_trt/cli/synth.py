@@ -8,13 +8,13 @@ from typing import Any
 
 import click
 
+from echogen_trt.option_values import parse_names
+
 
 def _views(
     _ctx: click.Context, _param: click.Parameter, value: str | None
 ) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    return tuple(v.strip().upper() for v in value.split(",") if v.strip())
+    return parse_names(value, upper=True)
 
 
 @click.command("synth")

@@ -107,22 +107,37 @@ class MaskToEcho:
 
     def _chunking(self) -> tuple[int, int]:
         """(chunk size, fixed batch or 0) from batch_size, a static batch dim and max_batch."""
-        meta = self.meta
-        spec = self.backend.inputs[meta.input_name]
-        fixed = spec.shape[0] if spec.shape and spec.shape[0] is not None else 0
+        fixed, most = batch_limits(self.backend)
         chunk = fixed or self.batch_size
-        if self.backend.max_batch is not None:
-            chunk = min(chunk, self.backend.max_batch)
+        if most is not None:
+            chunk = min(chunk, most)
         return max(chunk, 1), fixed
 
     def _run_chunk(self, prepared: Sequence[np.ndarray], fixed: int) -> np.ndarray:
-        meta = self.meta
-        batch = model_tensors.pack_batch(prepared, meta, pad_to=fixed)
-        out = self.backend.infer({meta.input_name: batch}, reuse_outputs=True)
+        frames = infer_frames(self.backend, prepared, pad_to=fixed)
         self.compute_ms += self.backend.last_latency_ms or 0.0
         self.frames += len(prepared)
-        frames = model_tensors.frames_from_output(out[meta.output_name], meta)
-        return np.array(frames[: len(prepared)], copy=True)
+        return frames
+
+
+def batch_limits(backend: Backend) -> tuple[int, int | None]:
+    """(fixed batch or 0, largest batch or None): a static batch dimension of the model and an
+    engine profile's maximum. The one batch rule the API, the pipeline and bench follow."""
+    spec = backend.inputs[backend.meta.input_name]
+    fixed = spec.shape[0] if spec.shape and spec.shape[0] is not None else 0
+    return fixed, backend.max_batch
+
+
+def infer_frames(
+    backend: Backend, prepared: Sequence[np.ndarray], *, pad_to: int = 0, check: bool = True
+) -> np.ndarray:
+    """One inference: prepared masks -> packed batch (padded to a fixed batch) -> uint8 frames
+    (N, H, W), copied out of the backend's reused output buffer."""
+    meta = backend.meta
+    batch = model_tensors.pack_batch(prepared, meta, pad_to=pad_to)
+    out = backend.infer({meta.input_name: batch}, check=check, reuse_outputs=True)
+    frames = model_tensors.frames_from_output(out[meta.output_name], meta)
+    return np.array(frames[: len(prepared)], copy=True)
 
 
 def _as_mask_list(masks: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -1,0 +1,39 @@
+"""The text values options take (comma lists, sizes), parsed once for every command.
+
+Errors name the option and show an example, so `--batch 1,,x` fails the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+
+from echogen_trt.errors import ConfigError
+
+
+def parse_ints(text: str, option: str, example: str = "1,8,32") -> tuple[int, ...]:
+    """'1,8,32' -> (1, 8, 32); ConfigError naming the option for anything else (empty, < 1)."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise ConfigError(
+            f"{option} | {text!r}. Expected positive integers separated by commas, e.g. {example}."
+        )
+    return values
+
+
+def parse_names(text: str | None, *, upper: bool = False) -> tuple[str, ...] | None:
+    """'a, b,' -> ('a', 'b') (upper-cased if asked); None for None or an empty string."""
+    if not text:
+        return None
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    return tuple(n.upper() for n in names) if upper else names
+
+
+def parse_size(text: str, option: str) -> tuple[int, int]:
+    """'480x640' (H x W) or '256' -> (H, W)."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
+    if not m or int(m.group(1)) < 1 or (m.group(2) is not None and int(m.group(2)) < 1):
+        raise ConfigError(f"{option} | {text!r}. Expected HxW (e.g. 480x640) or one size.")
+    return int(m.group(1)), int(m.group(2) or m.group(1))

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from echogen_trt.train.config import TrainConfig
-from echogen_trt.train.loop import build_gan, resolve_device, train_step
+from echogen_trt.train.device import resolve_device
+from echogen_trt.train.gan import build_gan, train_step
 
 CASES: dict[str, dict[str, Any]] = {
     "reference": dict(width=64, image_size=256),

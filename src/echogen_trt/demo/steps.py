@@ -241,7 +241,8 @@ def generate_step(ctx: Context) -> Outcome:
 def evaluate_step(ctx: Context) -> Outcome:
     """`echogen-trt evaluate` on the demo data with the served ONNX model: segmentation
     consistency, synthetic-only Dice, paired metrics and KID (report in evaluate/)."""
-    from echogen_trt.evaluate.protocol import EvalConfig, run_evaluation
+    from echogen_trt.evaluate.protocol import EvalConfig
+    from echogen_trt.evaluate.run import run_evaluation
     from echogen_trt.evaluate.segment import SegmenterSettings
 
     model = ctx.path("export", "onnx")

@@ -12,20 +12,6 @@ from typing import Any
 
 import click
 
-from echogen_trt.errors import ConfigError
-
-
-def _batches(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        sizes = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        sizes = ()
-    if not sizes or any(s < 1 for s in sizes):
-        raise ConfigError(f"--bench-batches | {value!r}. Expected positive integers, e.g. 1,8.")
-    return sizes
-
 
 @click.command("demo")
 @click.option(
@@ -50,7 +36,7 @@ def _batches(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 @click.option("--iters", type=int, hidden=True)
 @click.option("--batch-size", type=int, hidden=True)
 @click.option("--seed", type=int, hidden=True)
-@click.option("--bench-batches", callback=_batches, hidden=True)
+@click.option("--bench-batches", hidden=True)
 @click.option("--bench-seconds", type=float, hidden=True)
 @click.option("--no-bench-ceiling", is_flag=True, hidden=True)
 @click.option("--eval-seg-iters", type=int, hidden=True)
@@ -70,14 +56,13 @@ def demo(as_json: bool, no_bench_ceiling: bool, fresh: bool, **options: Any) -> 
       echogen-trt demo --out demo/
       open demo/report.md
     """
-    from echogen_trt.demo import DemoConfig, run_demo
+    from echogen_trt.demo import run_demo
+    from echogen_trt.demo.config import config_from_options
 
-    values: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
-    if "out" in values:
-        values["out"] = str(values["out"])
-    if no_bench_ceiling:
-        values["bench_ceiling"] = False
-    summary = run_demo(DemoConfig(fresh=fresh, progress=not as_json, **values))
+    cfg = config_from_options(
+        options, fresh=fresh, progress=not as_json, bench_ceiling=not no_bench_ceiling
+    )
+    summary = run_demo(cfg)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
         return

@@ -88,3 +88,29 @@ def resolve_model(cfg: DemoConfig, device_type: str) -> DemoConfig:
         width=cfg.width if cfg.width is not None else width,
         image_size=cfg.image_size if cfg.image_size is not None else size,
     )
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    """'1,8' -> (1, 8): the benchmark batch sizes as `--bench-batches` gives them."""
+    try:
+        sizes = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or any(s < 1 for s in sizes):
+        raise ConfigError(f"--bench-batches | {text!r}. Expected positive integers, e.g. 1,8.")
+    return sizes
+
+
+def config_from_options(
+    options: dict[str, Any], *, fresh: bool, progress: bool, bench_ceiling: bool
+) -> DemoConfig:
+    """The DemoConfig of the command line: options left at None keep the defaults, `out` may be a
+    path and `bench_batches` the comma list as typed."""
+    values: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    if "out" in values:
+        values["out"] = str(values["out"])
+    if "bench_batches" in values:
+        values["bench_batches"] = parse_batches(values["bench_batches"])
+    if not bench_ceiling:
+        values["bench_ceiling"] = False
+    return DemoConfig(fresh=fresh, progress=progress, **values)

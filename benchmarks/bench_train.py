@@ -4,7 +4,7 @@ Cases (batch 8, sampled like the loop does):
 - reference: width 64, 256x256, the paper's model (17.2 GFLOP forward per frame for G).
 - small: width 8, 64x64, the size the tests train at.
 
-Each case times `train.loop.train_step` after warm-up steps, on synthetic mask/frame pairs, and
+Each case times `train.gan.train_step` after warm-up steps, on synthetic mask/frame pairs, and
 reports median / p95 step time and iterations/s. On a GPU pass --device cuda (and --amp bf16,
 --channels-last to compare).
 
@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from echogen_trt.train.config import TrainConfig
-from echogen_trt.train.loop import build_gan, resolve_device, train_step
+from echogen_trt.train.device import resolve_device
+from echogen_trt.train.gan import build_gan, train_step
 
 CASES: dict[str, dict[str, Any]] = {
     "reference": dict(width=64, image_size=256),

@@ -35,7 +35,8 @@ from echogen_trt.data.dataset import load_pairs
 from echogen_trt.data.synth import synthesize_dataset
 from echogen_trt.metrics import frame_metrics
 from echogen_trt.train.config import TrainConfig
-from echogen_trt.train.loop import as_tensors, build_gan, output_bias_for, sample_batch, train_step
+from echogen_trt.train.data_feed import as_tensors, sample_batch
+from echogen_trt.train.gan import build_gan, output_bias_for, train_step
 
 RUNS: dict[str, dict[str, Any]] = {
     "zero": {"output_bias": "zero"},

@@ -18,8 +18,8 @@ from click.testing import CliRunner, Result
 
 from echogen_trt.cli import cli
 from echogen_trt.demo import DemoConfig, run_demo
+from echogen_trt.demo.budget import iterations_for, measure_speed
 from echogen_trt.demo.config import MIN_ITERS
-from echogen_trt.demo.steps import iterations_for, measure_speed
 from echogen_trt.errors import ConfigError, DataError
 from echogen_trt.metrics import fan_metrics, outside_fan_saturation
 
@@ -223,7 +223,7 @@ def test_speed_measurement_runs_the_training_step() -> None:
 
 
 def test_slow_training_is_reported_not_hidden() -> None:
-    from echogen_trt.demo.steps import slowdown_note
+    from echogen_trt.demo.budget import slowdown_note
 
     assert slowdown_note(None, 10, 1000.0) is None  # fixed count: nothing was predicted
     assert slowdown_note(1.0, 10, 12.0) is None  # within 1.5x of the measured speed

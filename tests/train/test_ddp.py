@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -30,17 +31,18 @@ def _worker(
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
+    import echogen_trt.train.gan as gan
     import echogen_trt.train.loop as loop
     from echogen_trt.train.config import TrainConfig
 
     built = []
-    real_build = loop.build_generator
+    real_build = gan.build_generator
 
     def capture(**options):
         built.append(real_build(**options))
         return built[-1]
 
-    loop.build_generator = capture
+    gan.build_generator = capture
     pairs = SimpleNamespace(masks=masks, images=images)
     cfg = TrainConfig(
         out=out, iters=2, width=4, image_size=64, batch_size=2, val_every=2, log_every=1,
@@ -67,3 +69,17 @@ def test_two_cpu_processes_train_in_sync(tmp_path: Path, tiny_pairs) -> None:
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [0, 1, 2, 2]  # rank 0 alone logged: baseline, 2 loss rows, validation
     assert (out / "last.pt").exists()
+
+
+def test_only_rank_0_gets_a_summary_to_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The torchrun rank policy lives in the library (the CLI only prints what it returns)."""
+    import echogen_trt.train.loop as loop
+    from echogen_trt.train.config import TrainConfig
+
+    monkeypatch.setattr(loop, "train", lambda cfg, resume=False: "summary")
+    monkeypatch.setenv("RANK", "1")
+    assert loop.train_for_report(TrainConfig()) is None
+    monkeypatch.setenv("RANK", "0")
+    assert loop.train_for_report(TrainConfig()) == "summary"
+    monkeypatch.delenv("RANK")
+    assert loop.train_for_report(TrainConfig()) == "summary"  # no torchrun: a single process

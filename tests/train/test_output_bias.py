@@ -12,7 +12,8 @@ import torch
 from echogen_trt.metrics import outside_fan_saturation
 from echogen_trt.train.checkpoint import load_generator
 from echogen_trt.train.config import TrainConfig
-from echogen_trt.train.loop import output_bias_for, train
+from echogen_trt.train.gan import output_bias_for
+from echogen_trt.train.loop import train
 
 ITERS = 80
 

@@ -18,7 +18,9 @@ from torch.func import functional_call
 
 import echogen_trt.train.loop as loop
 from echogen_trt.train.config import TrainConfig
-from echogen_trt.train.loop import GAN, as_tensors, build_gan, checkpoint_state, restore_state
+from echogen_trt.train.data_feed import as_tensors
+from echogen_trt.train.gan import GAN, build_gan
+from echogen_trt.train.state import checkpoint_state, restore_state
 
 CPU = torch.device("cpu")
 TINY = dict(width=4, image_size=64, batch_size=4, device="cpu", tensorboard=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from echogen_trt.errors import ConfigError, OutputError
-from echogen_trt.train import bookkeeping
+from echogen_trt.train import run_folder
 from echogen_trt.train.checkpoint import file_sha256, load_checkpoint
 from echogen_trt.train.config import TrainConfig
 from echogen_trt.train.loop import train
@@ -61,7 +61,7 @@ def test_a_kill_during_a_checkpoint_write_leaves_no_orphan_or_duplicate_rows(
     out = tmp_path / "run"
     base = dict(TINY, val_every=1, ckpt_every=2)
     train(TrainConfig(out=str(out), iters=2, **base), train_set=tr, valid_set=va)
-    real_save = bookkeeping.save_checkpoint
+    real_save = run_folder.save_checkpoint
 
     def killed(state: dict, path: Path) -> Path:
         if Path(path).name == "step_0000004.pt":  # kill -9 in the middle of this write
@@ -70,7 +70,7 @@ def test_a_kill_during_a_checkpoint_write_leaves_no_orphan_or_duplicate_rows(
         return real_save(state, path)
 
     with monkeypatch.context() as patch:
-        patch.setattr(bookkeeping, "save_checkpoint", killed)
+        patch.setattr(run_folder, "save_checkpoint", killed)
         with pytest.raises(KeyboardInterrupt):
             train(
                 TrainConfig(out=str(out), iters=4, **base), resume=True, train_set=tr, valid_set=va

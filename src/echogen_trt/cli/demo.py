@@ -12,12 +12,6 @@ from typing import Any
 
 import click
 
-from echogen_trt.option_values import parse_ints
-
-
-def _batches(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    return parse_ints(value, "--bench-batches", "1,8") if value is not None else None
-
 
 @click.command("demo")
 @click.option(
@@ -42,7 +36,7 @@ def _batches(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 @click.option("--iters", type=int, hidden=True)
 @click.option("--batch-size", type=int, hidden=True)
 @click.option("--seed", type=int, hidden=True)
-@click.option("--bench-batches", callback=_batches, hidden=True)
+@click.option("--bench-batches", hidden=True)
 @click.option("--bench-seconds", type=float, hidden=True)
 @click.option("--no-bench-ceiling", is_flag=True, hidden=True)
 @click.option("--eval-seg-iters", type=int, hidden=True)
@@ -62,14 +56,13 @@ def demo(as_json: bool, no_bench_ceiling: bool, fresh: bool, **options: Any) -> 
       echogen-trt demo --out demo/
       open demo/report.md
     """
-    from echogen_trt.demo import DemoConfig, run_demo
+    from echogen_trt.demo import run_demo
+    from echogen_trt.demo.config import config_from_options
 
-    values: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
-    if "out" in values:
-        values["out"] = str(values["out"])
-    if no_bench_ceiling:
-        values["bench_ceiling"] = False
-    summary = run_demo(DemoConfig(fresh=fresh, progress=not as_json, **values))
+    cfg = config_from_options(
+        options, fresh=fresh, progress=not as_json, bench_ceiling=not no_bench_ceiling
+    )
+    summary = run_demo(cfg)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
         return

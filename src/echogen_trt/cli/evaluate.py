@@ -55,32 +55,22 @@ def evaluate(
     Example:
       echogen-trt evaluate --data demo/data --model demo/models/echogen.onnx --report eval/
     """
-    from dataclasses import replace
-
-    from echogen_trt.evaluate.protocol import EvalConfig, run_evaluation
     from echogen_trt.evaluate.report import format_table, json_text
+    from echogen_trt.evaluate.run import eval_config, run_evaluation
 
-    cfg = EvalConfig()
-    seg = cfg.segmenter
-    seg = replace(seg, iters=seg_iters or seg.iters, width=seg_width or seg.width)
-    cfg = replace(
-        cfg, segmenter=seg, synthetic=not no_synthetic, use_cache=not no_cache,
-        device=options["device"] or cfg.device,
+    cfg = eval_config(
+        seg_iters=seg_iters, seg_width=seg_width, synthetic=not no_synthetic,
+        use_cache=not no_cache, device=options["device"],
     )  # fmt: skip
     to_stdout = json_path is not None and str(json_path) == "-"
     summary = run_evaluation(
         data, model, split=options["split"], seed=options["seed"], out_dir=report,
         progress=not to_stdout, backend=options["backend"], cache_dir=options["cache_dir"],
-        config=cfg,
+        config=cfg, json_out=None if to_stdout else json_path,
     )  # fmt: skip
-    text = json_text(summary)
     if to_stdout:
-        click.echo(text)
+        click.echo(json_text(summary))
         return
-    if json_path is not None:
-        from echogen_trt.fileio import write_text_atomic
-
-        write_text_atomic(json_path, text + "\n")
     click.echo(format_table(summary))
     if report is not None:
         click.echo(f"report: {summary['report']}")

@@ -2,14 +2,13 @@
 
 A thin layer: flags override a preset (--config) which overrides the library defaults in
 `train.config.TrainConfig` (on --resume the run's own config.json sits between the preset and the
-flags: `train.config.run_config`); `train.loop.train` does the work. torch is imported only when the
-command runs, so `--help` stays fast.
+flags: `train.config.run_config`); `train.loop.train_for_report` does the work. torch is imported
+only when the command runs, so `--help` stays fast.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
@@ -107,12 +106,12 @@ def train(config_path: str | None, resume: bool, as_json: bool, **options: Any) 
 
     Writes config.json, metrics.jsonl, step_*.pt / last.pt / best.pt and val/*.png into --out.
     """
-    from echogen_trt.train.loop import train as run_train
+    from echogen_trt.train.loop import train_for_report
 
-    cfg = run_config(config_path, options, resume=resume)
-    summary = run_train(cfg, resume=resume).to_dict()
-    if int(os.environ.get("RANK", "0")) != 0:
+    result = train_for_report(run_config(config_path, options, resume=resume), resume=resume)
+    if result is None:
         return  # under torchrun only rank 0 reports (it alone validates and saves)
+    summary = result.to_dict()
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

@@ -13,6 +13,7 @@ from typing import Any
 
 from echogen_trt.artifacts.labels import DEFAULT_EXPERIMENT, kept_labels
 from echogen_trt.errors import ConfigError
+from echogen_trt.option_values import parse_ints
 
 # (width, image_size) per device type: a CPU gets a model that learns visibly in minutes.
 MODEL_BY_DEVICE = {"cpu": (16, 128), "cuda": (64, 256)}
@@ -88,3 +89,23 @@ def resolve_model(cfg: DemoConfig, device_type: str) -> DemoConfig:
         width=cfg.width if cfg.width is not None else width,
         image_size=cfg.image_size if cfg.image_size is not None else size,
     )
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    """'1,8' -> (1, 8): the benchmark batch sizes as `--bench-batches` gives them."""
+    return parse_ints(text, "--bench-batches", "1,8")
+
+
+def config_from_options(
+    options: dict[str, Any], *, fresh: bool, progress: bool, bench_ceiling: bool
+) -> DemoConfig:
+    """The DemoConfig of the command line: options left at None keep the defaults, `out` may be a
+    path and `bench_batches` the comma list as typed."""
+    values: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    if "out" in values:
+        values["out"] = str(values["out"])
+    if "bench_batches" in values:
+        values["bench_batches"] = parse_batches(values["bench_batches"])
+    if not bench_ceiling:
+        values["bench_ceiling"] = False
+    return DemoConfig(fresh=fresh, progress=progress, **values)

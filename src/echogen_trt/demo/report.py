@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from echogen_trt.artifacts.labels import PALETTE
-from echogen_trt.demo.steps import FRAMES, PHASE, VIEW, Context, held_out, test_pairs
+from echogen_trt.demo.context import FRAMES, PHASE, VIEW, Context, held_out, test_pairs
 from echogen_trt.errors import DataError
 from echogen_trt.fileio import write_text_atomic
 from echogen_trt.metrics import frame_metrics
@@ -49,7 +49,7 @@ def untrained_frames(ctx: Context, masks: np.ndarray) -> np.ndarray:
     import torch
 
     from echogen_trt.train.checkpoint import load_checkpoint
-    from echogen_trt.train.loop import build_gan
+    from echogen_trt.train.gan import build_gan
 
     tcfg = replace(ctx.train_config(), device="cpu")
     ckpt = ctx.path("train", "checkpoint")

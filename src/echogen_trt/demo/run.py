@@ -17,6 +17,7 @@ from typing import Any
 
 from echogen_trt.demo import steps as st
 from echogen_trt.demo.config import DemoConfig, check_config, resolve_model
+from echogen_trt.demo.context import Context, Outcome, model_digest
 from echogen_trt.demo.report import SHEET, evaluate, write_report
 from echogen_trt.demo.state import DemoState, step_key
 from echogen_trt.errors import BackendUnavailable
@@ -65,13 +66,13 @@ class Spec:
 
     name: str
     title: str
-    run: Callable[[st.Context], st.Outcome]
+    run: Callable[[Context], Outcome]
     deps: tuple[str, ...] = ()
-    params: Callable[[st.Context], dict[str, Any]] = lambda ctx: {}
-    gate: Callable[[st.Context], str | None] = lambda ctx: None  # a reason to skip, or None
+    params: Callable[[Context], dict[str, Any]] = lambda ctx: {}
+    gate: Callable[[Context], str | None] = lambda ctx: None  # a reason to skip, or None
 
 
-def _train_params(ctx: st.Context) -> dict[str, Any]:
+def _train_params(ctx: Context) -> dict[str, Any]:
     c = ctx.cfg
     budget = {"iters": c.iters} if c.iters is not None else {"minutes": c.minutes}
     model = {"width": c.width, "image_size": c.image_size, "batch_size": c.batch_size}
@@ -89,15 +90,15 @@ SPECS = (
          params=lambda ctx: {"patients": ctx.cfg.patients, "seed": ctx.cfg.seed}),
     Spec("train", "train the generator", st.train_model_step, ("data",), _train_params),
     Spec("export", "export ONNX (FP32 and FP16) and verify", st.export_step, ("train",),
-         lambda ctx: {"checkpoint": st.model_digest(ctx, "train", "checkpoint")}),
+         lambda ctx: {"checkpoint": model_digest(ctx, "train", "checkpoint")}),
     Spec("engine", "build a TensorRT engine", st.engine_step, ("export",),
-         lambda ctx: {"onnx": st.model_digest(ctx, "export", "onnx_fp16"),
+         lambda ctx: {"onnx": model_digest(ctx, "export", "onnx_fp16"),
                       "tensorrt": st.engine_toolchain()},
          gate=st.engine_available),
     Spec("generate", "generate frames for the held-out masks", st.generate_step,
          ("export", "engine"), lambda ctx: {"model": str(st.serving_model(ctx))}),
     Spec("evaluate", "evaluate the model (segmentation consistency, KID)", st.evaluate_step,
-         ("export",), lambda ctx: {"onnx": st.model_digest(ctx, "export", "onnx"),
+         ("export",), lambda ctx: {"onnx": model_digest(ctx, "export", "onnx"),
                                    "seg_iters": ctx.cfg.eval_seg_iters}),
     Spec("bench", "benchmark latency", st.bench_step, ("train", "export", "engine"),
          lambda ctx: {"batches": list(ctx.cfg.bench_batches),
@@ -123,7 +124,7 @@ def run_demo(config: DemoConfig | None = None, **overrides: Any) -> DemoSummary:
     cfg = resolve_model(cfg, device.split(":")[0])
     out = Path(cfg.out)
     state = DemoState.open(out, cfg.fresh)
-    ctx = st.Context(cfg, out, device)
+    ctx = Context(cfg, out, device)
     t0 = time.perf_counter()
     keys: dict[str, str] = {}
     results = []
@@ -164,12 +165,12 @@ def _device(name: str) -> str:
             "demo | needs torch to train the generator. Expected torch to be installed. "
             "Hint: `pip install 'echogen-trt[train]'`."
         )
-    from echogen_trt.train.loop import resolve_device
+    from echogen_trt.train.device import resolve_device
 
     return str(resolve_device(name))
 
 
-def _run_step(ctx: st.Context, state: DemoState, spec: Spec, keys: dict[str, str]) -> StepResult:
+def _run_step(ctx: Context, state: DemoState, spec: Spec, keys: dict[str, str]) -> StepResult:
     """Reuse, skip or run one step; record what it made."""
     start = time.perf_counter()
     reason = spec.gate(ctx)

@@ -2,90 +2,44 @@
 
 data (`synth`) -> train (`train`) -> export (`export --precision both`) -> engine
 (`build-engine`, when TensorRT and a GPU are there) -> generate (`generate masks/ --out frames/`)
--> bench (`bench`). Each step returns an `Outcome`; `run.py` decides whether to run it at all.
-Output paths are relative to the demo folder so the folder can be moved.
+-> evaluate (`evaluate`) -> bench (`bench`). Each step returns an `Outcome` (demo/context.py);
+`run.py` decides whether to run it at all.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import statistics
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from echogen_trt.demo.config import MIN_ITERS, DemoConfig
+from echogen_trt.demo.budget import iterations_for, measure_speed, slowdown_note
+from echogen_trt.demo.context import (
+    BENCH,
+    CACHE,
+    DATA,
+    ENGINE,
+    EVALUATE,
+    FRAMES,
+    MASKS,
+    MODELS,
+    ONNX,
+    ONNX_FP16,
+    PHASE,
+    RUN,
+    VIEW,
+    Context,
+    Outcome,
+    fresh_dir,
+    held_out,
+    test_pairs,
+)
 from echogen_trt.errors import BackendUnavailable, EchogenError
-from echogen_trt.fileio import sha256_file, write_text_atomic
+from echogen_trt.fileio import write_text_atomic
 
 log = logging.getLogger(__name__)
-
-DATA, RUN, MODELS, MASKS, FRAMES, BENCH = "data", "run", "models", "masks", "frames", "bench"
-EVALUATE, CACHE = "evaluate", "cache"
-ONNX, ONNX_FP16, ENGINE = "echogen.onnx", "echogen.fp16.onnx", "echogen.engine"
-VIEW, PHASE = "4CH", "ED"
-SAFETY = 0.92  # share of the remaining budget given to the loop (validation, checkpoints)
-SLOWDOWN = 1.5  # training this much slower than measured gets a warning in the report
-
-
-@dataclass
-class Outcome:
-    """What a step did: status "done", "skipped" or "failed", a line for humans, its files."""
-
-    status: str
-    detail: str
-    outputs: dict[str, str] = field(default_factory=dict)  # name -> path relative to out
-    info: dict[str, Any] = field(default_factory=dict)  # JSON-ready numbers for the report
-
-
-@dataclass
-class Context:
-    """What the steps share: the config, the folder, the device and upstream results."""
-
-    cfg: DemoConfig
-    out: Path
-    device: str  # torch device name, e.g. "cpu" or "cuda:0"
-    infos: dict[str, dict[str, Any]] = field(default_factory=dict)
-    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    @property
-    def device_type(self) -> str:
-        return self.device.split(":")[0]
-
-    def path(self, step: str, name: str) -> Path | None:
-        """Absolute path of a step's recorded output, or None when it made none."""
-        rel = self.outputs.get(step, {}).get(name)
-        return self.out / rel if rel else None
-
-    def train_config(self) -> Any:
-        """The TrainConfig of the demo's training run (iters is filled in by the train step)."""
-        from echogen_trt.train.config import TrainConfig
-
-        cfg = self.cfg
-        return TrainConfig(
-            data=str(self.out / DATA), experiment=cfg.experiment, view=VIEW, phase=PHASE,
-            width=cfg.width or 16, image_size=cfg.image_size or 128, batch_size=cfg.batch_size,
-            seed=cfg.seed, out=str(self.out / RUN), device=self.device, iters=1,
-            tensorboard=False, keep_last=1, val_images=6,
-        )  # fmt: skip
-
-
-def fresh_dir(path: Path) -> Path:
-    """An empty folder at `path` (what a step owns is cleared before it runs again)."""
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
-
-
-def held_out(ctx: Context) -> list[str]:
-    """The test-split patients of the demo data, as the splits module resolves them."""
-    from echogen_trt.data.splits import resolve_split
-
-    return list(resolve_split(ctx.out / DATA)["test"])
 
 
 # -- 1. data ----------------------------------------------------------------------------------
@@ -109,38 +63,13 @@ def data_step(ctx: Context) -> Outcome:
 
 
 # -- 2. train ---------------------------------------------------------------------------------
-def measure_speed(tcfg: Any, train_set: Any, n: int) -> float:
-    """Median seconds per training iteration (the loop's own step, 2 warm-up calls first)."""
+def train_model_step(ctx: Context) -> Outcome:
     import torch
 
-    from echogen_trt.train.loop import as_tensors, build_gan, train_step
-
-    device = torch.device(tcfg.device)
-    gan = build_gan(tcfg, device)
-    masks, images = as_tensors(train_set, device)
-    gen = torch.Generator().manual_seed(tcfg.seed)
-    times = []
-    for i in range(n + 2):
-        idx = torch.randint(len(masks), (tcfg.batch_size,), generator=gen).to(device)
-        start = time.perf_counter()
-        train_step(gan, masks[idx], images[idx], tcfg)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def iterations_for(budget_s: float, s_per_it: float) -> int:
-    """The fixed iteration count that fits the budget (round numbers, at least MIN_ITERS)."""
-    n = int(SAFETY * budget_s / max(s_per_it, 1e-6))
-    step = 100 if n >= 2000 else 10
-    return max(MIN_ITERS, n // step * step)
-
-
-def train_model_step(ctx: Context) -> Outcome:
     from echogen_trt.models.factory import count_parameters
-    from echogen_trt.train.loop import build_gan, load_data, train
+    from echogen_trt.train.data_feed import load_data
+    from echogen_trt.train.gan import build_gan
+    from echogen_trt.train.loop import train
 
     start = time.perf_counter()
     cfg = ctx.cfg
@@ -163,7 +92,7 @@ def train_model_step(ctx: Context) -> Outcome:
         log_every=max(1, iters // 50),
     )  # fmt: skip
     summary = train(tcfg, train_set=train_set, valid_set=valid_set)
-    params, _ = count_parameters(build_gan(tcfg, _cpu()).G)
+    params, _ = count_parameters(build_gan(tcfg, torch.device("cpu")).G)
     slow = slowdown_note(calib, iters, summary.seconds)
     info = {
         "iters": iters,
@@ -192,38 +121,7 @@ def train_model_step(ctx: Context) -> Outcome:
     )
 
 
-def slowdown_note(calib: float | None, iters: int, seconds: float) -> str | None:
-    """A warning when training ran much slower than measured (another job took the cores)."""
-    if calib is None or seconds <= SLOWDOWN * calib * iters:
-        return None
-    from echogen_trt.bench.env import load_average
-
-    note = (
-        f"training took {seconds:.0f} s, {seconds / (calib * iters):.1f}x what the measured "
-        f"speed predicted; the machine was busy (load {load_average()})"
-    )
-    log.warning("%s: the iteration count stays fixed, so the demo ran over its budget", note)
-    return note
-
-
-def _cpu() -> Any:
-    import torch
-
-    return torch.device("cpu")
-
-
 # -- 3. export --------------------------------------------------------------------------------
-def test_pairs(ctx: Context) -> Any:
-    """The held-out pairs at the model's size (masks with unkept labels zeroed, real frames)."""
-    from echogen_trt.data.dataset import load_pairs
-
-    size = ctx.infos["train"]["image_size"]
-    return load_pairs(
-        ctx.out / DATA, experiment=ctx.cfg.experiment, split="test", view=VIEW, phase=PHASE,
-        size=(size, size),
-    )  # fmt: skip
-
-
 def export_step(ctx: Context) -> Outcome:
     from echogen_trt.export.onnx_export import export_checkpoint
     from echogen_trt.export.verify import verify_onnx
@@ -343,7 +241,8 @@ def generate_step(ctx: Context) -> Outcome:
 def evaluate_step(ctx: Context) -> Outcome:
     """`echogen-trt evaluate` on the demo data with the served ONNX model: segmentation
     consistency, synthetic-only Dice, paired metrics and KID (report in evaluate/)."""
-    from echogen_trt.evaluate.protocol import EvalConfig, run_evaluation
+    from echogen_trt.evaluate.protocol import EvalConfig
+    from echogen_trt.evaluate.run import run_evaluation
     from echogen_trt.evaluate.segment import SegmenterSettings
 
     model = ctx.path("export", "onnx")
@@ -400,9 +299,3 @@ def bench_step(ctx: Context) -> Outcome:
         {"json": f"{BENCH}/bench.json", "markdown": f"{BENCH}/bench.md"},
         {"ok": len(ok), "total": len(report["results"])},
     )
-
-
-def model_digest(ctx: Context, step: str, name: str) -> str | None:
-    """SHA-256 of a recorded output file (part of the next step's key), or None."""
-    path = ctx.path(step, name)
-    return sha256_file(path) if path is not None and path.is_file() else None

@@ -19,7 +19,7 @@ _HOMES = {
     "EvalConfig": "protocol",
     "EvalResult": "protocol",
     "evaluate_generator": "protocol",
-    "run_evaluation": "protocol",
+    "run_evaluation": "run",
     "SegmenterSettings": "segment",
 }
 

@@ -9,8 +9,8 @@
    generated from the training masks, tested on the real test frames.
 4. KID between real and generated test frames in the real-trained U-Net's encoder features.
 
-`evaluate_generator` takes any masks -> frames function (the seam the tests use); `run_evaluation`
-serves a model file through the runtime's MaskToEcho and writes the report.
+`evaluate_generator` takes any masks -> frames function (the seam the tests use);
+`evaluate.run.run_evaluation` serves a model file through it and writes the report.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -270,49 +270,3 @@ def evaluate_generator(
         "seg_fake": seg_fake[:n], "seg_real": seg_real[:n],
     }  # fmt: skip
     return EvalResult(summary, examples)
-
-
-def run_evaluation(
-    data_root: str | Path,
-    model_path: str | Path,
-    *,
-    split: str | None = None,
-    size: tuple[int, int] | None = None,
-    seed: int | None = None,
-    out_dir: str | Path | None = None,
-    progress: bool = False,
-    backend: str | None = None,
-    cache_dir: str | Path | None = None,
-    config: EvalConfig | None = None,
-) -> dict[str, Any]:
-    """Evaluate a model file (.engine, .onnx or .pt, served like `generate`) on a CAMUS tree.
-
-    `size`: frame size (H, W) of the evaluation (default: the model's); `split`/`seed` override
-    `config`'s. With `out_dir`, writes evaluation.json, report.md and examples.png there.
-    Returns the summary dict (JSON-ready).
-    """
-    from echogen_trt.fileio import sha256_file
-    from echogen_trt.runtime.mask_to_echo import MaskToEcho
-
-    cfg = config or EvalConfig()
-    cfg = replace(
-        cfg, split=split if split is not None else cfg.split,
-        seed=seed if seed is not None else cfg.seed,
-    )  # fmt: skip
-    with MaskToEcho(model_path, backend, batch_size=cfg.batch_size) as gen:
-        meta = gen.meta
-        result = evaluate_generator(
-            gen.generate, data_root, size=size or meta.input_size, kept=tuple(meta.kept_labels),
-            config=cfg, cache_dir=cache_dir if cache_dir is not None else cache.default_cache_dir(),
-            model_key=sha256_file(model_path), progress=progress,
-        )  # fmt: skip
-        backend_name = type(gen.backend).__name__
-    result.summary["model"] = {
-        "path": str(model_path), "backend": backend_name, "experiment": meta.experiment,
-        "input_size": list(meta.input_size), "precision": meta.precision, "step": meta.step,
-    }  # fmt: skip
-    if out_dir is not None:
-        from echogen_trt.evaluate.report import write_report
-
-        result.summary["report"] = str(write_report(Path(out_dir), result))
-    return result.summary

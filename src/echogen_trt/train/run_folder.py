@@ -1,5 +1,5 @@
-"""Run-folder bookkeeping for the training loop: the run folder and resume checks, validation,
-metric records, checkpoint rotation.
+"""The run folder of a training run: creation and resume checks, metric records, checkpoint
+rotation.
 
 Kept apart from train/loop.py so the loop reads top to bottom; nothing here changes what is
 learned. Every file except the appended metrics.jsonl is written atomically.
@@ -10,33 +10,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-import torch
-from torch import nn
 
 from echogen_trt.errors import CheckpointError, ConfigError, TrainingError
 from echogen_trt.fileio import remove_stale_temps, show_path, write_bytes_atomic, writing
-from echogen_trt.metrics import fan_metrics
 from echogen_trt.train.checkpoint import prune_checkpoints, save_checkpoint
 from echogen_trt.train.config import ARCH_KEYS, TrainConfig
 
 log = logging.getLogger(__name__)
 
 RUN_KEYS = {"experiment", "iters", "image_size", "width"}  # always in a run's config.json
-
-
-def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
-    """A fresh autocast context per use (or nullcontext when AMP is off)."""
-    if cfg.amp == "off":
-        return nullcontext()
-    dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def prepare_out(cfg: TrainConfig, resume: bool, *, check_data: bool = True) -> Path:
@@ -143,51 +130,6 @@ def write_checkpoint(state: dict[str, Any], out: Path, keep_last: int) -> Path:
         save_checkpoint(state, out / "last.pt")
     prune_checkpoints(out, keep_last)
     return path
-
-
-@torch.no_grad()
-def generate(G: nn.Module, masks: torch.Tensor, batch_size: int, cfg: TrainConfig) -> np.ndarray:
-    """G(masks) in eval mode, batched, as float32 numpy (N, H, W)."""
-    G.eval()
-    outs = []
-    for i in range(0, len(masks), batch_size):
-        m = masks[i : i + batch_size]
-        if cfg.channels_last:
-            m = m.contiguous(memory_format=torch.channels_last)
-        with autocast_for(cfg, m.device):
-            outs.append(G(m).float()[:, 0].cpu().numpy())
-    return np.concatenate(outs)
-
-
-def validation_grid(masks: np.ndarray, fakes: np.ndarray, reals: np.ndarray) -> np.ndarray:
-    """uint8 image: one column per pair, rows mask (labels x 85) / generated / real."""
-    rows = [
-        np.concatenate(list(np.clip(masks * 85, 0, 255)), axis=1),
-        np.concatenate(list(fakes * 255), axis=1),
-        np.concatenate(list(reals * 255), axis=1),
-    ]
-    return np.clip(np.rint(np.concatenate(rows, axis=0)), 0, 255).astype(np.uint8)
-
-
-def validate(
-    G: nn.Module,
-    val: tuple[torch.Tensor, torch.Tensor],
-    cfg: TrainConfig,
-    out: Path,
-    step: int,
-) -> dict[str, float]:
-    """L1 / PSNR / SSIM inside the fan over the validation pairs; writes val/step_N.png."""
-    masks, images = val
-    fakes = generate(G, masks, cfg.batch_size, cfg)
-    reals = images[:, 0].cpu().numpy()
-    metrics = fan_metrics(fakes, reals)
-    if cfg.val_images:
-        k = min(cfg.val_images, len(fakes))
-        grid = validation_grid(masks[:k, 0].cpu().numpy(), fakes[:k], reals[:k])
-        ok, png = cv2.imencode(".png", grid)
-        if ok:
-            write_bytes_atomic(out / "val" / f"step_{step:07d}.png", png.tobytes())
-    return metrics
 
 
 def open_tensorboard(cfg: TrainConfig, out: Path) -> Any:

@@ -12,7 +12,7 @@ from echogen_trt.artifacts import provenance as pv
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.cli.build_engine import build_engine as build_engine_command
 from echogen_trt.errors import EngineMismatch
-from echogen_trt.export.trt_build import resolve_options
+from echogen_trt.export.trt_presets import resolve_options
 
 META = ModelMeta("ventricle_atrium", (1, 3), (64, 64), precision="fp16")
 HERE = pv.Environment("10.3.0.26", "NVIDIA GeForce RTX 4090", "8.9")

@@ -43,16 +43,9 @@ BACKEND_INTERFACE = "echogen_trt.runtime.backends.base"
 
 # (importing module, imported module) pairs still breaking the layer or backend rules.
 LAYER_ALLOWED: set[tuple[str, str]] = set()
-BACKEND_ALLOWED: set[tuple[str, str]] = {
-    # The TensorRT API helpers (logger, errors, dims, dtypes) live in the runtime's backend; the
-    # export side of issue #14 moves them to artifacts/.
-    ("echogen_trt.export.trt_build", "echogen_trt.runtime.backends.tensorrt"),
-    ("echogen_trt.export.trt_inspect", "echogen_trt.runtime.backends.tensorrt"),
-}
+BACKEND_ALLOWED: set[tuple[str, str]] = set()
 # Import cycles between files not broken yet.
-CYCLES_ALLOWED: set[frozenset[str]] = {
-    frozenset({"echogen_trt.export.fp16", "echogen_trt.export.onnx_export"}),
-}
+CYCLES_ALLOWED: set[frozenset[str]] = set()
 
 
 def module_name(path: Path) -> str:

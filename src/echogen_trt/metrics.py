@@ -66,6 +66,14 @@ def ssim_map(pred: np.ndarray, real: np.ndarray, data_range: float = 1.0) -> np.
     return result
 
 
+def psnr_db(pred: np.ndarray, real: np.ndarray, data_range: float = 1.0) -> float:
+    """PSNR of `pred` against `real` over all their values, in dB (inf when identical): the
+    one formula, for the in-fan metrics and for export verification (FP16 vs FP32)."""
+    err = pred.astype(np.float64) - real.astype(np.float64)
+    mse = float(np.mean(err * err))
+    return float("inf") if mse == 0 else 10.0 * float(np.log10(data_range**2 / mse))
+
+
 def fan_metrics(
     pred: np.ndarray,
     real: np.ndarray,
@@ -85,10 +93,8 @@ def fan_metrics(
     fan = fan_mask(real, mask)
     l1s, psnrs, ssims = [], [], []
     for pi, ri, fi in zip(p, r, fan, strict=True):
-        err = pi[fi] - ri[fi]
-        mse = float(np.mean(err * err))
-        l1s.append(float(np.mean(np.abs(err))))
-        psnrs.append(float("inf") if mse == 0 else 10.0 * np.log10(data_range**2 / mse))
+        l1s.append(float(np.mean(np.abs(pi[fi] - ri[fi]))))
+        psnrs.append(psnr_db(pi[fi], ri[fi], data_range))
         ssims.append(float(np.mean(ssim_map(pi, ri, data_range)[fi])))
     return {"l1": float(np.mean(l1s)), "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
 

@@ -27,8 +27,9 @@ import numpy as np
 import pytest
 
 from echogen_trt.artifacts.model_meta import ModelMeta
+from echogen_trt.export.export_result import ExportResult
 from echogen_trt.export.fp16 import convert_file_fp16
-from echogen_trt.export.onnx_export import ExportResult, export_onnx
+from echogen_trt.export.onnx_export import export_onnx
 from echogen_trt.export.verify import default_masks
 
 TINY_CONFIG = {"width": 4, "image_size": 64}

@@ -19,15 +19,12 @@ from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.artifacts.onnx_file import read_meta
 from echogen_trt.errors import ConfigError, ExportError, OutputError
 from echogen_trt.export import onnx_export
+from echogen_trt.export.export_result import ExportResult
 from echogen_trt.export.fp16 import convert_file_fp16
-from echogen_trt.export.onnx_export import (
-    ExportResult,
-    export_checkpoint,
-    export_onnx,
-    fp16_path_for,
-)
+from echogen_trt.export.onnx_export import export_checkpoint, export_onnx, fp16_path_for
 from echogen_trt.export.ops import unsupported_ops
-from echogen_trt.export.verify import FP16_MIN_PSNR_DB, psnr_db, verify_onnx
+from echogen_trt.export.verify import FP16_MIN_PSNR_DB, verify_onnx
+from echogen_trt.metrics import psnr_db
 from echogen_trt.train.checkpoint import file_sha256
 
 REFERENCE_OPS = {"Conv", "ConvTranspose", "BatchNormalization", "LeakyRelu", "Relu", "Sigmoid"}

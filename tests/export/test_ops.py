@@ -7,7 +7,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
-from echogen_trt.export.onnx_export import ExportResult
+from echogen_trt.export.export_result import ExportResult
 from echogen_trt.export.ops import op_counts, supported_ops, unsupported_ops
 
 

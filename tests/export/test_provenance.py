@@ -12,7 +12,7 @@ from echogen_trt.artifacts import provenance as pv
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.cli.build_engine import build_engine as build_engine_command
 from echogen_trt.errors import EngineMismatch
-from echogen_trt.export.trt_build import resolve_options
+from echogen_trt.export.trt_presets import resolve_options
 
 META = ModelMeta("ventricle_atrium", (1, 3), (64, 64), precision="fp16")
 HERE = pv.Environment("10.3.0.26", "NVIDIA GeForce RTX 4090", "8.9")
@@ -50,9 +50,11 @@ def test_compatible_engine_passes(tmp_path):
     prov = pv.read_provenance(engine)
     assert prov.engine_sha256 == pv.sha256_file(engine)  # recorded, so it is checked
     assert pv.mismatches(prov, HERE, onnx_sha256="ab" * 32, engine_path=engine) == []
-    assert pv.check_compatible(prov, HERE, engine_path=engine, onnx_sha256="ab" * 32) is None
-    engine.write_bytes(b"other bytes")  # the same call now sees the swapped file
+    pv.check_compatible(prov, HERE, engine_path=engine, onnx_sha256="ab" * 32)  # no raise
+    engine.write_bytes(b"other bytes")  # the same calls now see the swapped file
     assert pv.mismatches(prov, HERE, onnx_sha256="ab" * 32, engine_path=engine) != []
+    with pytest.raises(EngineMismatch, match=r"model\.engine has sha256 .*replaced or modified"):
+        pv.check_compatible(prov, HERE, engine_path=engine, onnx_sha256="ab" * 32)
 
 
 def test_every_mismatch_is_listed_with_the_rebuild_command():

@@ -23,15 +23,10 @@ from echogen_trt.errors import (
     InputMismatch,
     InternalError,
 )
-from echogen_trt.export.trt_build import (
-    TypingPlan,
-    _configure,
-    build_engine,
-    network_flags,
-    resolve_options,
-    typing_plan,
-)
+from echogen_trt.export.trt_build import _configure, build_engine
 from echogen_trt.export.trt_inspect import check_precision, layer_precisions
+from echogen_trt.export.trt_presets import resolve_options
+from echogen_trt.export.trt_version_policy import TypingPlan, network_flags, typing_plan
 from fakes.fake_cuda import FAKE_GPU, FAKE_JETSON, FakeCuda
 from fakes.fake_tensorrt import MAGIC, fake_trt_builds, fake_trt_state, make_fake_trt
 from fakes.onnx_models import write_plain_onnx, write_unsupported_onnx

@@ -4,7 +4,7 @@
    for each version the fake plays, so the fake cannot invent API.
 2. Every TensorRT name our code reads or sets while building and running engines (recorded by
    the fake) exists in the stubs.
-3. mypy checks trt_build.py and backends/tensorrt.py against the stubs for real. (The project's
+3. mypy checks the modules that call TensorRT against the stubs for real. (The project's
    plain `mypy` run cannot: the stubs live in a package without py.typed and have syntax errors,
    so there `tensorrt` is Any. Here they are patched and put on MYPYPATH.)
 """
@@ -29,8 +29,11 @@ from fakes.stubs import stub_api, stub_root, write_sanitized_stubs
 pytestmark = pytest.mark.skipif(stub_root() is None, reason="tensorrt-stubs not installed")
 ROOT = Path(__file__).resolve().parents[2]
 STRICT_FILES = [
+    "src/echogen_trt/artifacts/trt_api.py",
+    "src/echogen_trt/export/timing_cache.py",
     "src/echogen_trt/export/trt_build.py",
     "src/echogen_trt/export/trt_inspect.py",
+    "src/echogen_trt/export/trt_version_policy.py",
     "src/echogen_trt/runtime/backends/tensorrt.py",
 ]
 

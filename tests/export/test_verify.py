@@ -14,14 +14,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from echogen_trt.artifacts.onnx_file import load_model, read_meta, write_meta
 from echogen_trt.errors import ExportError, InputMismatch
-from echogen_trt.export.onnx_export import ExportResult
+from echogen_trt.export.export_result import ExportResult
 from echogen_trt.export.verify import (
     FP16_MIN_PSNR_DB,
     VerificationFailed,
     default_masks,
-    psnr_db,
     verify_onnx,
 )
+from echogen_trt.metrics import psnr_db
 
 
 def tampered_copy(result: ExportResult, path: Path, delta: float = 0.05) -> Path:

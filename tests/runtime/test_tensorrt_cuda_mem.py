@@ -1,4 +1,4 @@
-"""runtime.cuda_mem: the checked-call helper and both CudaApi implementations, driven through
+"""artifacts.cuda_mem: the checked-call helper and both CudaApi implementations, driven through
 stand-ins of `cuda.bindings.runtime` and `pycuda.driver` (real host memory via ctypes, so the
 pinned-array views and copies are real), plus a contract check against the real cuda-bindings
 where it is installed.
@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from echogen_trt.artifacts import cuda_mem
+from echogen_trt.artifacts.cuda_mem import CudaError, CudaPythonApi, PyCudaApi, cuda_call
 from echogen_trt.errors import BackendUnavailable
-from echogen_trt.runtime import cuda_mem
-from echogen_trt.runtime.cuda_mem import CudaError, CudaPythonApi, PyCudaApi, cuda_call
 
 
 class cudaError_t(enum.IntEnum):

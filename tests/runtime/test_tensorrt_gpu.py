@@ -13,9 +13,9 @@ import onnxruntime as ort
 import pytest
 from runtime_helpers import SIZE, labels_mask
 
+from echogen_trt.artifacts import cuda_mem
 from echogen_trt.artifacts import provenance as pv
 from echogen_trt.errors import BackendUnavailable
-from echogen_trt.runtime import cuda_mem
 from echogen_trt.runtime.availability import tensorrt_module
 
 pytestmark = [
@@ -50,8 +50,9 @@ def ort_run(path, x):
     ids=["fp32", "fp16-flag", "fp16-strongly-typed"],
 )
 def test_real_engine_matches_onnxruntime(gpu, models, tmp_path, precision, fp16_onnx):
+    from echogen_trt.artifacts.trt_api import trt_version
     from echogen_trt.export.fp16 import convert_file_fp16
-    from echogen_trt.export.trt_build import build_engine, trt_version
+    from echogen_trt.export.trt_build import build_engine
     from echogen_trt.runtime.backends.tensorrt import TensorRTBackend
 
     version = trt_version(gpu[0])

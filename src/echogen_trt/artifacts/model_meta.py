@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from echogen_trt import __version__
+from echogen_trt.artifacts.precision import FP32
 from echogen_trt.errors import InputMismatch
 
 META_PREFIX = "echogen."
@@ -31,7 +32,7 @@ class ModelMeta:
     kept_labels: tuple[int, ...]
     input_size: tuple[int, int] = (256, 256)  # (H, W)
     io: str = "float"  # "float" | "uint8"
-    precision: str = "fp32"  # "fp32" | "fp16" (of the weights/compute in the file)
+    precision: str = FP32  # one of precision.PRECISIONS (of the weights/compute in the file)
     input_name: str = "mask"
     output_name: str = "echo"
     step: int = 0
@@ -76,7 +77,7 @@ def meta_from_checkpoint_info(info: Mapping[str, Any], *, fused_io: bool = False
         kept_labels=tuple(int(k) for k in info["kept_labels"]),
         input_size=size_hw,
         io="uint8" if fused_io else "float",
-        precision="fp32",
+        precision=FP32,
         step=int(info.get("step", 0)),
         checkpoint_sha256=str(info.get("sha256", "")),
         package_version=__version__,

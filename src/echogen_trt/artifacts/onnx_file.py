@@ -64,6 +64,20 @@ def write_meta(model: onnx.ModelProto, meta: ModelMeta) -> None:
     model.producer_version = __version__
 
 
+def input_batch(model: onnx.ModelProto) -> int | None:
+    """The fixed batch of the model's first input, or None when its batch axis is dynamic."""
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_value if dim.HasField("dim_value") else None
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    """The model's default-domain (ai.onnx) opset version."""
+    found = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if not found:
+        raise ExportError("ONNX model | imports no ai.onnx opset. Expected one (e.g. 17).")
+    return int(found[0])
+
+
 def read_meta(
     model: onnx.ModelProto | Mapping[str, str] | str | os.PathLike[str],
     source: str | None = None,

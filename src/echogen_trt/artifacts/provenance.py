@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from echogen_trt.artifacts.model_meta import META_PREFIX, ModelMeta
+from echogen_trt.artifacts.precision import ENGINE_DEFAULT
 from echogen_trt.errors import EngineMismatch
 from echogen_trt.fileio import sha256_file as sha256_file
 from echogen_trt.fileio import write_bytes_atomic
@@ -34,7 +35,7 @@ SUFFIX = ".json"
 class BuildOptions:
     """The resolved options of one build (presets applied): enough to repeat it."""
 
-    precision: str = "fp16"
+    precision: str = ENGINE_DEFAULT
     min_batch: int = 1
     opt_batch: int = 8
     max_batch: int = 32

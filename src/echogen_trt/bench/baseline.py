@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from echogen_trt.artifacts.model_meta import ModelMeta
+from echogen_trt.artifacts.precision import FP32
 from echogen_trt.errors import BackendUnavailable, ConfigError
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
 from echogen_trt.train.torch_backend import TorchBackend
@@ -60,7 +61,7 @@ class RandomWeightsTorchBackend(TorchBackend):
         if self.opts.get("threads"):
             torch.set_num_threads(int(self.opts["threads"]))
         self._model = build_generator(**config).to(self._dev).float().eval()
-        self._meta = replace(meta, io="float", precision="fp32")
+        self._meta = replace(meta, io="float", precision=FP32)
         height, width = meta.input_size
         spec = TensorSpec((None, 1, height, width), np.dtype(np.float32))
         self._inputs = {meta.input_name: spec}

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from echogen_trt.artifacts.precision import PRECISIONS
 from echogen_trt.errors import BackendUnavailable, ConfigError
 from echogen_trt.runtime.availability import has_module
 
@@ -190,7 +191,7 @@ def measure_ceiling(
     """Best GEMM GFLOP/s on `device` ("cpu" | "cuda") at `precision` ("fp32" | "fp16") over
     every installed library (numpy, ONNX Runtime, torch). `cache` keeps each library's result
     across calls, so the FP32 GEMMs a CPU FP16 ceiling also needs are measured once."""
-    if device not in DEFAULT_N or precision not in ("fp32", "fp16"):
+    if device not in DEFAULT_N or precision not in PRECISIONS:
         raise ConfigError(
             f"ceiling | device={device!r}, precision={precision!r}. "
             "Expected device cpu or cuda and precision fp32 or fp16."

@@ -1,5 +1,6 @@
 """What a benchmark run covers: its options (`BenchConfig`), which backend serves which file
-(`plan_targets`), the PyTorch baseline (`baseline_target`) and the input masks."""
+(`plan_targets`) and the PyTorch baseline (`baseline_target`). Input masks come from
+`data.phantom_masks`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.bench import stats
@@ -82,23 +81,6 @@ def check_config(config: BenchConfig) -> None:
             f"--ceiling-seconds / --cv-warn | {config.ceiling_seconds} / {config.cv_warn_pct}. "
             "Expected values >= 0."
         )
-
-
-def synthetic_masks(n: int, size_hw: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """uint8 (n, H, W) label masks: an LV (1) in a myocardium ring (2) above an atrium (3)."""
-    rng = np.random.default_rng(seed)
-    height, width = size_hw
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    masks = np.zeros((n, height, width), dtype=np.uint8)
-    for i in range(n):
-        cy, cx = height * rng.uniform(0.35, 0.45), width * rng.uniform(0.45, 0.55)
-        ry, rx = height * rng.uniform(0.2, 0.25), width * rng.uniform(0.1, 0.13)
-        r = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
-        atrium = ((yy - cy - 1.4 * ry) / (0.45 * ry)) ** 2 + ((xx - cx) / rx) ** 2
-        masks[i][atrium <= 1.0] = 3
-        masks[i][r <= 1.3] = 2
-        masks[i][r <= 1.0] = 1
-    return masks
 
 
 def _wanted(label: str, kind: str, config: BenchConfig) -> bool:

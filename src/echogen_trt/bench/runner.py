@@ -42,9 +42,9 @@ from echogen_trt.bench.plan import (
     baseline_target,
     check_config,
     plan_targets,
-    synthetic_masks,
 )
 from echogen_trt.bench.timing import Timed, stop_rule, time_loop
+from echogen_trt.data.phantom_masks import phantom_masks as synthetic_masks
 from echogen_trt.errors import ConfigError, EchogenError
 from echogen_trt.runtime import model_tensors
 from echogen_trt.runtime.backends.base import Backend

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from echogen_trt.export.trt_build import PRECISIONS, TARGETS
+from echogen_trt.artifacts.precision import ENGINE_CHOICES, ENGINE_DEFAULT
+from echogen_trt.export.trt_presets import DEFAULT_TARGET, TARGETS
 
 
 @click.command("build-engine")
@@ -16,8 +17,9 @@ from echogen_trt.export.trt_build import PRECISIONS, TARGETS
     help="Engine file to write (default: MODEL.engine). Provenance goes to <out>.json.",
 )  # fmt: skip
 @click.option(
-    "--precision", type=click.Choice(PRECISIONS), default=None,
-    help="Engine precision (default fp16). On TensorRT 11, fp16 needs the FP16 ONNX export.",
+    "--precision", type=click.Choice(ENGINE_CHOICES), default=None,
+    help=f"Engine precision (default {ENGINE_DEFAULT}). On TensorRT 11, fp16 needs the FP16 ONNX "
+    "export.",
 )  # fmt: skip
 @click.option("--min-batch", type=int, default=None, help="Smallest batch (default 1).")
 @click.option("--opt-batch", type=int, default=None, help="Batch tuned for (desktop 8, jetson 1).")
@@ -36,7 +38,7 @@ from echogen_trt.export.trt_build import PRECISIONS, TARGETS
 )  # fmt: skip
 @click.option(
     "--target", type=click.Choice(sorted(TARGETS)), default=None,
-    help="Preset for workspace and batch sizes (default desktop).",
+    help=f"Preset for workspace and batch sizes (default {DEFAULT_TARGET}).",
 )  # fmt: skip
 @click.option("--device", type=int, default=0, show_default=True, help="CUDA device index.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")

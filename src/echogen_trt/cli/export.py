@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from echogen_trt.artifacts.precision import EXPORT_CHOICES, EXPORT_DEFAULT
 from echogen_trt.export.verify import VerificationFailed, VerifyReport
 
 
@@ -39,8 +40,9 @@ def _describe(result: Any) -> str:
     help="ONNX file to write (with --precision both, also OUT's .fp16.onnx sibling).",
 )  # fmt: skip
 @click.option(
-    "--precision", type=click.Choice(["fp32", "fp16", "both"]), default=None,
-    help="Weights/compute precision in the file; I/O stays FP32 (or uint8). [default: fp32]",
+    "--precision", type=click.Choice(EXPORT_CHOICES), default=None,
+    help="Weights/compute precision in the file; I/O stays FP32 (or uint8). "
+    f"[default: {EXPORT_DEFAULT}]",
 )  # fmt: skip
 @click.option(
     "--batch", type=click.IntRange(min=1), default=None,

@@ -19,14 +19,13 @@ import os
 import time
 import warnings
 from dataclasses import replace
-from pathlib import Path
 
 import onnx
 
-from echogen_trt.artifacts.onnx_file import load_model, read_meta, save_model, write_meta
+from echogen_trt.artifacts.onnx_file import load_model, read_meta
+from echogen_trt.artifacts.precision import FP16, FP32
 from echogen_trt.errors import ExportError
-from echogen_trt.export.onnx_export import ExportResult
-from echogen_trt.export.ops import op_counts
+from echogen_trt.export.export_result import ExportResult, save_export
 
 log = logging.getLogger(__name__)
 
@@ -86,33 +85,15 @@ def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return converted
 
 
-def _batch_dim(model: onnx.ModelProto) -> int | None:
-    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
-    return dim.dim_value if dim.HasField("dim_value") else None
-
-
 def convert_file_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> ExportResult:
     """Write the FP16 version of an exported FP32 file (metadata precision set to "fp16")."""
     start = time.perf_counter()
     model = load_model(src)
     meta = read_meta(model)
-    if meta.precision != "fp32":
+    if meta.precision != FP32:
         raise ExportError(
             f"ONNX file {os.fspath(src)} | is already {meta.precision}. Expected an FP32 export. "
             "Hint: convert the FP32 file (`echogen-trt export --precision fp32`)."
         )
     converted = convert_to_fp16(model)
-    meta = replace(meta, precision="fp16")
-    converted.doc_string = f"echogen-trt generator ({meta.experiment}, fp16, io={meta.io})"
-    write_meta(converted, meta)
-    nbytes = save_model(converted, dst)
-    opset = next(o.version for o in converted.opset_import if o.domain in ("", "ai.onnx"))
-    return ExportResult(
-        path=Path(dst),
-        meta=meta,
-        batch=_batch_dim(converted),
-        opset=opset,
-        size_bytes=nbytes,
-        seconds=time.perf_counter() - start,
-        op_counts=op_counts(converted),
-    )
+    return save_export(converted, replace(meta, precision=FP16), dst, start)

@@ -26,62 +26,31 @@ import os
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import onnx
 
 from echogen_trt.artifacts.model_meta import ModelMeta, meta_from_checkpoint_info
-from echogen_trt.artifacts.onnx_file import save_model, write_meta
+from echogen_trt.artifacts.onnx_file import opset_of
+from echogen_trt.artifacts.precision import BOTH, EXPORT_DEFAULT, FP16, FP32, validate_precision
 from echogen_trt.errors import ConfigError, ExportError
-from echogen_trt.export.ops import op_counts
+from echogen_trt.export.export_result import ExportResult, save_export
+from echogen_trt.export.fp16 import convert_file_fp16, convert_to_fp16
+from echogen_trt.export.verify import verify_onnx
 from echogen_trt.fileio import check_output_path
 
 if TYPE_CHECKING:
     import numpy as np
     from torch import nn
 
-    from echogen_trt.export.verify import VerifyReport
-
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16")
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Where/Equal/Round/Clip with tensor bounds; TensorRT 8.5 parses 7..17
 DYNAMO_MIN_OPSET = 18  # the dynamo exporter's lowest implemented opset
 QUIET_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
-
-
-@dataclass
-class ExportResult:
-    """What one export wrote: where, what it holds, how long it took, and its verification."""
-
-    path: Path
-    meta: ModelMeta
-    batch: int | None  # None: dynamic batch axis
-    opset: int
-    size_bytes: int
-    seconds: float
-    op_counts: dict[str, int] = field(default_factory=dict)
-    exporter: str = "torch.onnx dynamo"
-    verify: VerifyReport | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (the CLI's --json output)."""
-        return {
-            "path": str(self.path),
-            "precision": self.meta.precision,
-            "io": self.meta.io,
-            "batch": self.batch,
-            "opset": self.opset,
-            "size_bytes": self.size_bytes,
-            "seconds": round(self.seconds, 3),
-            "op_counts": dict(self.op_counts),
-            "exporter": self.exporter,
-            "meta": asdict(self.meta),
-            "verify": self.verify.to_dict() if self.verify is not None else None,
-        }
 
 
 # --- file names ----------------------------------------------------------------------------
@@ -97,10 +66,7 @@ def fp16_path_for(path: str | os.PathLike[str]) -> Path:
 
 
 def _check_options(precision: str, batch: int | None, opset: int) -> None:
-    if precision not in PRECISIONS:
-        raise ConfigError(
-            f"precision | unknown value {precision!r}. Expected one of: {', '.join(PRECISIONS)}."
-        )
+    validate_precision(precision)
     if batch is not None and batch < 1:
         raise ConfigError(f"batch | must be >= 1, got {batch}. Hint: omit it for a dynamic batch.")
     newest = onnx.defs.onnx_opset_version()
@@ -205,7 +171,7 @@ def _torch_to_onnx(module: nn.Module, example: Any, batch: int | None) -> onnx.M
 
 def _lower_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     """Convert the exporter's opset-18 graph down to `opset` (no-op when already there)."""
-    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    current = opset_of(model)
     if current == opset:
         return model
     try:
@@ -227,7 +193,7 @@ def export_onnx(
     out_path: str | os.PathLike[str],
     *,
     meta: ModelMeta,
-    precision: str = "fp32",
+    precision: str = EXPORT_DEFAULT,
     batch: int | None = None,
     fused_io: bool = False,
     opset: int = DEFAULT_OPSET,
@@ -252,25 +218,12 @@ def export_onnx(
         module = with_fused_io(module, meta.kept_labels)
     model = _torch_to_onnx(module, _example_input(meta, batch, fused_io), batch)
     model = _lower_opset(model, opset)
-    if precision == "fp16":
-        from echogen_trt.export.fp16 import convert_to_fp16
-
+    if precision == FP16:
         model = convert_to_fp16(model)
-    model.doc_string = f"echogen-trt generator ({meta.experiment}, {precision}, io={meta.io})"
-    write_meta(model, meta)
-    nbytes = save_model(model, out_path)
-    result = ExportResult(
-        path=Path(out_path),
-        meta=meta,
-        batch=batch,
-        opset=opset,
-        size_bytes=nbytes,
-        seconds=time.perf_counter() - start,
-        op_counts=op_counts(model),
-    )
+    result = save_export(model, meta, out_path, start)
     log.info(
         "wrote %s (%s, io=%s, %.1f MB) in %.1f s",
-        *(out_path, precision, meta.io, nbytes / 1e6, result.seconds),
+        *(out_path, precision, meta.io, result.size_bytes / 1e6, result.seconds),
     )
     return result
 
@@ -279,7 +232,7 @@ def export_checkpoint(
     ckpt_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     *,
-    precision: str = "fp32",
+    precision: str = EXPORT_DEFAULT,
     batch: int | None = None,
     fused_io: bool = False,
     opset: int = DEFAULT_OPSET,
@@ -295,12 +248,12 @@ def export_checkpoint(
     """
     from echogen_trt.train.checkpoint import load_generator
 
-    outputs = [out_path, fp16_path_for(out_path)] if precision == "both" else [out_path]
+    outputs = [out_path, fp16_path_for(out_path)] if precision == BOTH else [out_path]
     for out in outputs:
         check_output_path(out, inputs=[ckpt_path], suffixes=(".onnx",), what="ONNX output")
     generator, info = load_generator(ckpt_path)
     meta = meta_from_checkpoint_info(info, fused_io=fused_io)
-    first = "fp32" if precision == "both" else precision
+    first = FP32 if precision == BOTH else precision
     results = [
         export_onnx(
             generator,
@@ -312,13 +265,9 @@ def export_checkpoint(
             opset=opset,
         )
     ]
-    if precision == "both":
-        from echogen_trt.export.fp16 import convert_file_fp16
-
+    if precision == BOTH:
         results.append(convert_file_fp16(out_path, fp16_path_for(out_path)))
     if verify:
-        from echogen_trt.export.verify import verify_onnx
-
         for result in results:
             result.verify = verify_onnx(result.path, reference=generator, masks=masks)
     return results

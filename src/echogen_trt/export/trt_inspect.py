@@ -12,8 +12,9 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from echogen_trt.artifacts.precision import FP16
+from echogen_trt.artifacts.trt_api import dims, numpy_dtype, shared_logger, trt_errors
 from echogen_trt.errors import EngineBuildError
-from echogen_trt.runtime.backends.tensorrt import dims, numpy_dtype, shared_logger, trt_errors
 
 if TYPE_CHECKING:
     import tensorrt as trt_t
@@ -74,7 +75,7 @@ def check_precision(
 ) -> None:
     """EngineBuildError when an fp16 build has positive evidence of FP32 compute: known-FP32
     layers, and FP16 ones below `min_fraction` of the layers whose precision is known."""
-    if precision != "fp16":
+    if precision != FP16:
         return
     judged = sum(counts.get(p, 0) for p in (*_LOW, "fp32"))
     if judged == 0:

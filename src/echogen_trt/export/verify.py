@@ -33,9 +33,13 @@ import onnx
 
 from echogen_trt.artifacts.labels import select_labels
 from echogen_trt.artifacts.model_meta import ModelMeta
-from echogen_trt.artifacts.onnx_file import load_model, read_meta
+from echogen_trt.artifacts.onnx_file import input_batch, load_model, read_meta
+from echogen_trt.artifacts.precision import FP16
+from echogen_trt.data.phantom_masks import phantom_mask
 from echogen_trt.errors import ExportError
 from echogen_trt.export.ops import unsupported_ops
+from echogen_trt.metrics import psnr_db
+from echogen_trt.runtime.model_tensors import pad_batch
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +111,6 @@ class VerificationFailed(ExportError):
 # --- masks and references ------------------------------------------------------------------
 
 
-def _phantom_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """Apical-4CH-like labels: LV cavity (1) in a myocardium ring (2) above the LA (3)."""
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
-    cy, cx = h * rng.uniform(0.35, 0.45), w * rng.uniform(0.42, 0.58)
-    ry, rx = h * rng.uniform(0.20, 0.26), w * rng.uniform(0.10, 0.15)
-    lv = ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2
-    la = ((rows - (cy + ry * 1.6)) / (ry * 0.5)) ** 2 + ((cols - cx) / (rx * 1.1)) ** 2
-    mask = np.zeros((h, w), np.uint8)
-    mask[la <= 1.0] = 3
-    mask[lv <= 1.6] = 2
-    mask[lv <= 1.0] = 1
-    return mask
-
-
 def default_masks(
     size: tuple[int, int], n_random: int = 2, n_phantom: int = 2, seed: int = 0
 ) -> np.ndarray:
@@ -128,7 +118,7 @@ def default_masks(
     rng = np.random.default_rng(seed)
     h, w = size
     noise = [rng.integers(0, 4, (h, w), dtype=np.uint8) for _ in range(n_random)]
-    phantoms = [_phantom_mask(h, w, rng) for _ in range(n_phantom)]
+    phantoms = [phantom_mask((h, w), rng) for _ in range(n_phantom)]
     return np.stack(noise + phantoms)
 
 
@@ -173,10 +163,7 @@ def _run(session: Any, x: np.ndarray, batch: int | None) -> np.ndarray:
     outs = []
     for start in range(0, len(x), batch):
         chunk = x[start : start + batch]
-        pad = batch - len(chunk)
-        if pad:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-        outs.append(session.run(None, {name: chunk})[0][: batch - pad])
+        outs.append(session.run(None, {name: pad_batch(chunk, batch)})[0][: len(chunk)])
     return np.concatenate(outs)
 
 
@@ -188,12 +175,6 @@ def _session(model: onnx.ModelProto) -> Any:
     return ort.InferenceSession(
         model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
     )
-
-
-def psnr_db(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
-    """PSNR of `a` against `b` in dB (inf when identical)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * float(np.log10(data_range**2 / mse))
 
 
 # --- the checks ----------------------------------------------------------------------------
@@ -265,7 +246,7 @@ def _check_batch(session: Any, x: np.ndarray, y: np.ndarray, meta: ModelMeta) ->
     if meta.io == "uint8":
         bound: float = UINT8_MAX_DIFF
     else:
-        bound = FP16_BATCH_ATOL if meta.precision == "fp16" else FP32_MAX_ABS_ERR
+        bound = FP16_BATCH_ATOL if meta.precision == FP16 else FP32_MAX_ABS_ERR
     return _at_most(f"batch 1 vs batch {len(x)}", diff, bound)
 
 
@@ -280,7 +261,7 @@ def _check_reference(
         ref_out, y_unit, ref_unit = ref, y, ref
     err = float(np.abs(y.astype(np.float64) - ref_out.astype(np.float64)).max())
     psnr = psnr_db(y_unit, ref_unit)
-    if meta.precision == "fp16":
+    if meta.precision == FP16:
         return [
             _at_least("PSNR fp16 vs torch fp32", psnr, min_psnr_db, unit=" dB"),
             Check("max abs err vs torch", f"{err:.3g}", "(reported)", ok=True, number=err),
@@ -315,8 +296,7 @@ def verify_onnx(
     path = Path(onnx_path)
     model = load_model(path)
     meta = read_meta(model, source=f"ONNX file {path}")
-    dim0 = model.graph.input[0].type.tensor_type.shape.dim[0]
-    batch = dim0.dim_value if dim0.HasField("dim_value") else None
+    batch = input_batch(model)
     masks = default_masks(meta.input_size) if masks is None else np.asarray(masks, np.uint8)
     report = VerifyReport(path, meta.precision, meta.io, batch, len(masks))
     report.checks += [_check_checker(model), _check_ops(model), _check_io(model, meta)]

@@ -53,11 +53,17 @@ def pack_batch(prepared: Sequence[np.ndarray], meta: ModelMeta, pad_to: int = 0)
     """
     if not prepared:
         raise InternalError("pack_batch called with no masks")
-    batch = np.stack(prepared)
-    if pad_to > len(prepared):
-        pad = np.zeros((pad_to - len(prepared), *batch.shape[1:]), dtype=batch.dtype)
-        batch = np.concatenate([batch, pad])
+    batch = pad_batch(np.stack(prepared), pad_to)
     return batch[:, np.newaxis] if meta.io == "float" else batch
+
+
+def pad_batch(batch: np.ndarray, size: int) -> np.ndarray:
+    """`batch` with empty (all-background) items appended up to `size` along axis 0: the one
+    padding rule for models with a fixed batch; the caller drops the matching outputs."""
+    if size <= len(batch):
+        return batch
+    pad = np.zeros((size - len(batch), *batch.shape[1:]), dtype=batch.dtype)
+    return np.concatenate([batch, pad])
 
 
 def frames_from_output(output: np.ndarray, meta: ModelMeta) -> np.ndarray:

@@ -1,10 +1,11 @@
 """TensorRT backend: a built engine run with pinned host buffers, device buffers and one stream.
 
 As in NVIDIA's samples (`common_runtime.py`), but through the name-based I/O API of TensorRT
-8.5+ (`num_io_tensors`, `set_input_shape`, `set_tensor_address`, `execute_async_v3`) and the
-small `CudaApi` (cuda-python or pycuda). Buffers are sized once for the optimization profile's
-maximum; each call copies inputs in, runs and copies outputs back on one stream, then
-synchronises once. Engines with a static batch (DLA) get smaller batches zero-padded.
+8.5+ (`num_io_tensors`, `set_input_shape`, `set_tensor_address`, `execute_async_v3`), the
+small `artifacts.cuda_mem.CudaApi` (cuda-python or pycuda) and the TensorRT helpers the builder
+shares (`artifacts.trt_api`). Buffers are sized once for the optimization profile's maximum;
+each call copies inputs in, runs and copies outputs back on one stream, then synchronises once.
+Engines with a static batch (DLA) get smaller batches zero-padded.
 
 Before deserializing, the engine's provenance (`<engine>.json`) is checked against this
 machine; `force=True` loads it anyway (with a warning). CUDA-graph replay is not implemented:
@@ -14,99 +15,26 @@ used from several threads at once (one stream, one set of buffers).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import threading
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from echogen_trt.artifacts import cuda_mem
 from echogen_trt.artifacts import provenance as pv
 from echogen_trt.artifacts.model_meta import ModelMeta
+from echogen_trt.artifacts.trt_api import dims, numpy_dtype, shared_logger, trt_errors
 from echogen_trt.errors import ConfigError, EngineMismatch, InputMismatch
-from echogen_trt.runtime import availability, cuda_mem
+from echogen_trt.runtime import availability
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
 
 if TYPE_CHECKING:
     import tensorrt as trt_t
 
 log = logging.getLogger(__name__)
-
-TRT_DTYPES: dict[str, type[np.generic]] = {
-    "FLOAT": np.float32,
-    "HALF": np.float16,
-    "INT8": np.int8,
-    "INT32": np.int32,
-    "INT64": np.int64,
-    "BOOL": np.bool_,
-    "UINT8": np.uint8,
-}
-
-
-_LEVELS = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING}
-# TensorRT keeps one global logger pointer: a second ILogger passed to a Builder or Runtime is
-# ignored (8.x warns "TensorRT maintains only a single logger pointer") and freeing the first
-# can leave TensorRT calling a dead object. So one logger per TensorRT module, for the process.
-_LOGGERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-_LOGGERS_LOCK = threading.Lock()
-
-
-def shared_logger(trt: Any) -> Any:
-    """The process-wide trt.ILogger: forwards to `logging`; read errors with `trt_errors`."""
-    with _LOGGERS_LOCK:
-        logger = _LOGGERS.get(trt)
-        if logger is None:
-            logger = _LOGGERS[trt] = _make_logger(trt.ILogger)
-        return logger
-
-
-def _make_logger(base: Any) -> Any:
-    def init(self: Any) -> None:
-        base.__init__(self)  # pybind: the base must be initialised explicitly
-        self._local = threading.local()
-
-    def log_message(self: Any, severity: Any, msg: str) -> None:
-        name = str(getattr(severity, "name", severity))
-        level = _LEVELS.get(name, logging.DEBUG)  # TensorRT's INFO is very chatty
-        if level >= logging.ERROR:
-            for sink in getattr(self._local, "sinks", ()):
-                sink.append(str(msg))
-        log.log(level, "[TensorRT] %s", msg)
-
-    cls = type("EchogenTrtLogger", (base,), {"__init__": init, "log": log_message})
-    return cls()
-
-
-@contextlib.contextmanager
-def trt_errors(logger: Any) -> Iterator[list[str]]:
-    """Collect the errors TensorRT logs in this thread during the block (for messages)."""
-    sinks: list[list[str]] = logger._local.__dict__.setdefault("sinks", [])
-    errors: list[str] = []
-    sinks.append(errors)
-    try:
-        yield errors
-    finally:
-        sinks.remove(errors)
-
-
-def dims(shape: Any) -> tuple[int, ...]:
-    """A `trt.Dims` (tuple-like through __len__/__getitem__ only) as a tuple of ints."""
-    return tuple(int(shape[i]) for i in range(len(shape)))
-
-
-def numpy_dtype(trt_dtype: Any, tensor: str = "tensor") -> np.dtype[Any]:
-    """numpy dtype of a `trt.DataType`; EngineMismatch for types numpy lacks (BF16, FP8)."""
-    name = str(getattr(trt_dtype, "name", trt_dtype))
-    if name not in TRT_DTYPES:
-        raise EngineMismatch(
-            f"tensor '{tensor}' | TensorRT dtype {name} has no numpy equivalent. Expected one "
-            f"of {sorted(TRT_DTYPES)}. Hint: export the model with float32 or uint8 I/O."
-        )
-    return np.dtype(TRT_DTYPES[name])
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 TensorRT needs device buffers, a stream and (for fast copies) pinned host memory; it does not
 care who allocates them. NVIDIA's samples moved from pycuda to cuda-python (`cuda.bindings`);
-JetPack images often ship pycuda. `get_cuda_api()` picks whichever is installed, so the
-TensorRT backend is written once against `CudaApi`. Nothing here imports either library until
-an API object is created.
+JetPack images often ship pycuda. `get_cuda_api()` picks whichever is installed, so the engine
+builder (export) and the TensorRT backend (runtime) are written once against `CudaApi`; it lives
+in this shared layer because both use it. Nothing here imports either library until an API
+object is created.
 
 Handles (streams, events) are opaque objects of the implementation; device pointers are ints.
 """

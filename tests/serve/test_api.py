@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import re
@@ -73,6 +74,9 @@ def test_size_original_gives_the_mask_size(server: Server) -> None:
         (b'{"mask": [[0, 1], [2]]}', "application/json", 400, "different lengths"),
         (b'{"mask": "no"}', "application/json", 400, '2-D "mask"'),
         (b"{not json", "application/json", 400, "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "not valid JSON"),
+        (b'{"mask": [[0, 1], [2, 1e400]]}', "application/json", 400, "mask values"),
+        (b'{"mask": [["a", "b"]]}', "application/json", 400, "dtype"),
         (b"x", "text/plain", 415, "content type 'text/plain'"),
         (b"--b\r\n\r\n--b--\r\n", "multipart/form-data; boundary=b", 400, "multipart request"),
         (
@@ -104,6 +108,14 @@ def test_too_large_body_and_too_many_pixels_are_413(serve_factory, tiny_model) -
     status, _, body = small.post("/v1/generate", np.random.default_rng(0).bytes(20_000))
     assert status == 413
     assert "over the limit of 10,485" in json.loads(body)["error"]
+    # no Content-Length: the limit holds while the body streams in
+    conn = http.client.HTTPConnection("127.0.0.1", int(small.url.rsplit(":", 1)[1]), timeout=30)
+    chunks = (bytes(4096) for _ in range(10))
+    conn.request("POST", "/v1/generate", chunks, {"Content-Type": "image/png"}, encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 413
+    assert "over the limit" in json.loads(response.read())["error"]
+    conn.close()
     assert small.post("/v1/generate", png(blocks()))[0] == 200
 
 

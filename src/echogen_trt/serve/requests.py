@@ -90,7 +90,7 @@ def mask_from_json(body: bytes, limits: Limits, source: str = "request body") ->
     """`{"mask": [[...], ...]}` (or a bare 2-D list) as uint8 labels, checked like a file."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # [[[[...]]]] too deep
         raise RequestRejected(f"{source} | not valid JSON ({one_line(err)[:120]}).") from err
     rows = doc.get("mask") if isinstance(doc, dict) else doc
     if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):

@@ -229,3 +229,9 @@ def test_slow_training_is_reported_not_hidden() -> None:
     assert slowdown_note(1.0, 10, 12.0) is None  # within 1.5x of the measured speed
     note = slowdown_note(1.0, 10, 20.0)
     assert note is not None and "2.0x" in note and "busy" in note
+
+
+def test_the_end_names_the_serve_command(demo: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = demo
+    result, _ = run_cli(out)  # every step reused
+    assert f"echogen-trt serve --model {out / 'models' / 'echogen.onnx'}" in result.stderr

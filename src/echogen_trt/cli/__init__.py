@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "bench": ("echogen_trt.cli.bench", "bench", "Benchmark backends, batch sizes and precisions."),
     "demo": ("echogen_trt.cli.demo", "demo", "Run the whole pipeline on phantom data."),
+    "serve": ("echogen_trt.cli.serve", "serve", "Serve a model over HTTP, with a drawing page."),
 }
 
 

@@ -149,6 +149,7 @@ def run_demo(config: DemoConfig | None = None, **overrides: Any) -> DemoSummary:
     report_step.seconds = time.perf_counter() - start
     summary.seconds = _since(t0)
     log.info("demo finished in %s: %s", elapsed(summary.seconds), summary.report)
+    log.info("see it live: echogen-trt serve --model %s", ctx.path("export", "onnx"))
     return summary
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io as _io
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -35,6 +36,10 @@ SCALES = (255 // MAX_LABEL, 65535 // MAX_LABEL)
 LABEL_COLOURS_BGR: dict[int, tuple[int, int, int]] = {
     label: (int(b), int(g), int(r)) for label, (b, g, r) in enumerate(PALETTE) if label
 }
+
+
+class MaskTooLarge(InputMismatch):
+    """A mask over the pixel limit (a service answers 413 rather than 400)."""
 
 
 def mask_suffix(path: str | os.PathLike[str]) -> str:
@@ -63,7 +68,19 @@ def read_mask(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> 
     header (PNG, BMP, TIFF, NIfTI) before decoding; running out of memory is an InputMismatch
     too, so one huge file never ends a batch.
     """
-    p = Path(path)
+    return _read_labels(Path(path), max_pixels, _to_2d)
+
+
+def read_mask_frames(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """uint8 (N, H, W) raw labels: a sequence mask (CAMUS `*_half_sequence_gt`, a 3-D .npy) or
+    one 2-D mask as N = 1. The checks and messages of `read_mask`; `max_pixels` is per frame."""
+    return _read_labels(Path(path), max_pixels, _to_frames)
+
+
+def _read_labels(
+    p: Path, max_pixels: int, shaped: Callable[[np.ndarray, Path | str], np.ndarray]
+) -> np.ndarray:
+    """read_mask's body: read `p`, give it its shape with `shaped`, check size and values."""
     if not p.is_file():
         what = "is a folder" if p.is_dir() else "does not exist or cannot be read"
         raise InputMismatch(
@@ -77,8 +94,8 @@ def read_mask(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> 
             array = _read_medical(p, suffix, max_pixels)
         else:
             array = _read_image(p, max_pixels)
-        mask = _to_2d(array, p)
-        check_pixels(p, mask.shape, max_pixels)
+        mask = shaped(array, p)
+        check_pixels(p, mask.shape[-2:], max_pixels)
         return labels_from_values(mask, show_path(p))
     except InputMismatch:
         raise
@@ -101,10 +118,10 @@ def is_out_of_memory(err: BaseException) -> bool:
     )
 
 
-def check_pixels(p: Path, shape: tuple[int, ...], max_pixels: int) -> None:
+def check_pixels(p: Path | str, shape: tuple[int, ...], max_pixels: int) -> None:
     """InputMismatch when a (H, W) `shape` has more than `max_pixels` pixels."""
     if len(shape) == 2 and shape[0] * shape[1] > max_pixels:
-        raise InputMismatch(
+        raise MaskTooLarge(
             f"{show_path(p)} | {shape[1]}x{shape[0]} pixels ({shape[0] * shape[1]:,}), over "
             f"the limit of {max_pixels:,}. Expected a mask of at most {max_pixels:,} pixels. "
             "Hint: raise the limit with --max-pixels if the file is genuine."
@@ -157,28 +174,32 @@ def _tiff_size(data: bytes) -> tuple[int, int] | None:
 
 def _read_image(p: Path, max_pixels: int) -> np.ndarray:
     data = np.fromfile(p, dtype=np.uint8)  # not cv2.imread: unicode paths on every platform
+    return _decode_image(data, show_path(p), max_pixels)
+
+
+def _decode_image(data: np.ndarray, source: str, max_pixels: int) -> np.ndarray:
     if data.size == 0:
-        raise InputMismatch(f"{show_path(p)} | empty file. Expected an image holding a mask.")
+        raise InputMismatch(f"{source} | empty file. Expected an image holding a mask.")
     size = image_size(data.tobytes())
     if size is not None:
-        check_pixels(p, size, max_pixels)
+        check_pixels(source, size, max_pixels)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputMismatch(
-            f"{show_path(p)} | not a decodable image (corrupt or truncated). Expected a PNG, BMP "
+            f"{source} | not a decodable image (corrupt or truncated). Expected a PNG, BMP "
             "or TIFF mask. Hint: re-export it from the annotation tool."
         )
     if image.ndim == 3:
-        image = _grey_from_colour(image, p)
+        image = _grey_from_colour(image, source)
     return np.asarray(image)
 
 
-def _grey_from_colour(image: np.ndarray, p: Path) -> np.ndarray:
+def _grey_from_colour(image: np.ndarray, source: str) -> np.ndarray:
     colour = image[..., :3] if image.shape[2] >= 3 else image[..., :1]
     first = colour[..., 0]
     if not all(np.array_equal(first, colour[..., c]) for c in range(1, colour.shape[2])):
         raise InputMismatch(
-            f"{show_path(p)} | colour image ({image.shape[2]} channels with different values). "
+            f"{source} | colour image ({image.shape[2]} channels with different values). "
             "Expected a single-channel mask of labels 0..3. Hint: save the label map as 8-bit "
             "greyscale (palette PNGs lose their indices when decoded)."
         )
@@ -189,6 +210,26 @@ def _read_npy(p: Path) -> np.ndarray:
     if p.stat().st_size == 0:
         raise InputMismatch(f"{show_path(p)} | empty file. Expected a .npy array holding a mask.")
     return np.asarray(np.load(p, allow_pickle=False))
+
+
+def mask_from_bytes(data: bytes, source: str, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A PNG/BMP/TIFF or .npy mask held in memory (an upload) as uint8 (H, W) labels 0..3:
+    the checks and messages of `read_mask`, with `source` as the subject."""
+    try:
+        if data[:6] == b"\x93NUMPY":
+            array = np.asarray(np.load(_io.BytesIO(data), allow_pickle=False))
+        else:
+            array = _decode_image(np.frombuffer(data, np.uint8), source, max_pixels)
+        mask = _to_2d(array, source)
+        check_pixels(source, mask.shape, max_pixels)
+        return labels_from_values(mask, source)
+    except InputMismatch:
+        raise
+    except Exception as err:  # numpy's .npy parser raises ValueError and others
+        raise InputMismatch(
+            f"{source} | cannot be read ({type(err).__name__}: {str(err).strip()[:200]})."
+            " Expected a PNG or .npy mask."
+        ) from err
 
 
 def _read_medical(p: Path, suffix: str, max_pixels: int) -> np.ndarray:
@@ -206,14 +247,27 @@ def _read_medical(p: Path, suffix: str, max_pixels: int) -> np.ndarray:
     return read_medical(p)[0]
 
 
-def _to_2d(array: np.ndarray, p: Path) -> np.ndarray:
+def _to_2d(array: np.ndarray, p: Path | str) -> np.ndarray:
     squeezed = np.squeeze(array) if array.ndim > 2 else array
     if squeezed.ndim != 2 or 0 in squeezed.shape:
         raise InputMismatch(
             f"{show_path(p)} | array of shape {tuple(array.shape)}. Expected one 2-D mask (H, W). "
-            "Hint: sequences are not served; split them into one file per frame."
+            "Hint: send a sequence one frame at a time, or give the file to `generate`."
         )
     return squeezed
+
+
+def _to_frames(array: np.ndarray, p: Path | str) -> np.ndarray:
+    """(N, H, W) from a 2-D mask (N = 1) or a 3-D sequence, leading unit axes dropped."""
+    while array.ndim > 3 and array.shape[0] == 1:
+        array = array[0]
+    frames = array[None] if array.ndim == 2 else array
+    if frames.ndim != 3 or 0 in frames.shape:
+        raise InputMismatch(
+            f"{show_path(p)} | array of shape {tuple(array.shape)}. Expected one 2-D mask "
+            "(H, W) or a sequence of them (N, H, W)."
+        )
+    return frames
 
 
 def labels_from_values(array: np.ndarray, source: str = "mask") -> np.ndarray:

@@ -25,7 +25,14 @@ from tqdm import tqdm
 
 from echogen_trt.errors import ConfigError, EchogenError, InputMismatch
 from echogen_trt.fileio import check_dir_creatable, ensure_dir, remove_stale_temps, show_path
-from echogen_trt.runtime.io import MAX_PIXELS, is_out_of_memory, panel, read_mask, write_frame
+from echogen_trt.runtime import cine
+from echogen_trt.runtime.io import (
+    MAX_PIXELS,
+    is_out_of_memory,
+    panel,
+    read_mask_frames,
+    write_frame,
+)
 from echogen_trt.runtime.job_plan import (
     FORMATS,
     Job,
@@ -75,9 +82,13 @@ class GenerateSummary:
 
 @dataclass
 class _Loaded:
-    prepared: np.ndarray
+    prepared: list[np.ndarray]  # one per frame: 1 for a mask, N for a sequence
     shape: tuple[int, int]
-    mask: np.ndarray | None  # kept only for --overlay
+    masks: np.ndarray | None  # (N, H, W), kept only for --overlay
+
+    @property
+    def sequence(self) -> bool:
+        return len(self.prepared) > 1
 
 
 def run_generate(
@@ -182,6 +193,8 @@ def _remove_stale_temps(jobs: list[Job]) -> None:
 
 
 def _is_done(job: Job) -> bool:
+    if cine.preview_path(job).is_file():  # a sequence: its preview is written last
+        return True
     return job.out.is_file() and (job.panel is None or job.panel.is_file())
 
 
@@ -277,6 +290,7 @@ class _Run:
         pending: deque[tuple[Job, Future[_Loaded]]] = deque()
         todo = iter(jobs)
         batch: list[tuple[Job, _Loaded]] = []
+        frames = 0
         while True:
             while len(pending) < prefetch and (job := next(todo, None)) is not None:
                 pending.append((job, readers.submit(self._read, job)))
@@ -284,31 +298,41 @@ class _Run:
                 break
             job, future = pending.popleft()
             try:
-                batch.append((job, future.result()))
+                loaded = future.result()
+                batch.append((job, loaded))
+                frames += len(loaded.prepared)
             except (EchogenError, OSError) as err:
                 self._fail(job, err)
-            if len(batch) >= chunk or (batch and not pending):
+            if frames >= chunk or (batch and not pending):
                 self._infer(batch, writers)
-                batch = []
+                batch, frames = [], 0
 
     def _read(self, job: Job) -> _Loaded:
-        mask = read_mask(job.src, max_pixels=self.max_pixels)
-        shape = (int(mask.shape[0]), int(mask.shape[1]))
+        masks = read_mask_frames(job.src, max_pixels=self.max_pixels)
+        shape = (int(masks.shape[1]), int(masks.shape[2]))
         with _per_file_memory(job, "preparing it"):
-            return _Loaded(self.gen.prepare(mask), shape, mask if self.overlay else None)
+            prepared = [self.gen.prepare(mask) for mask in masks]
+        return _Loaded(prepared, shape, masks if self.overlay else None)
 
     def _infer(self, batch: list[tuple[Job, _Loaded]], writers: ThreadPoolExecutor) -> None:
-        frames = self.gen.run_prepared([loaded.prepared for _, loaded in batch])
-        for (job, loaded), frame in zip(batch, frames, strict=True):
-            self.writes.append((job, writers.submit(self._write, job, loaded, frame)))
+        frames = self.gen.run_prepared([p for _, loaded in batch for p in loaded.prepared])
+        start = 0
+        for job, loaded in batch:
+            mine = frames[start : start + len(loaded.prepared)]
+            start += len(loaded.prepared)
+            self.writes.append((job, writers.submit(self._write, job, loaded, mine)))
         self._drain(2 * self.gen.batch_size + self.workers)
 
-    def _write(self, job: Job, loaded: _Loaded, frame: np.ndarray) -> None:
+    def _write(self, job: Job, loaded: _Loaded, frames: np.ndarray) -> None:
         with _per_file_memory(job, "writing its frame"):
             if self.size == "original":
-                frame = restore_size(frame, loaded.shape)
-            if job.panel is not None and loaded.mask is not None:
-                write_frame(job.panel, panel(frame, loaded.mask))
+                frames = np.stack([restore_size(frame, loaded.shape) for frame in frames])
+            if loaded.sequence:
+                cine.write_sequence(job, list(frames), loaded.masks)
+                return
+            frame, mask = frames[0], loaded.masks[0] if loaded.masks is not None else None
+            if job.panel is not None and mask is not None:
+                write_frame(job.panel, panel(frame, mask))
             write_frame(job.out, frame)  # last: a frame on disk means its panel is there too
 
     def _drain(self, keep: int) -> None:

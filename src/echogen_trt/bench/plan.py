@@ -30,7 +30,8 @@ ORT_PROVIDERS = {  # ONNX Runtime provider -> short name used in --backend onnxr
 @dataclass(frozen=True)
 class BenchConfig:
     """What to run. `backends`: None for all available, else kinds ("onnxrt", "torch",
-    "tensorrt", or "onnxrt:cpu"/"onnxrt:cuda"/"onnxrt:tensorrt" for one provider)."""
+    "tensorrt", "openvino", or "onnxrt:cpu"/"onnxrt:cuda"/"onnxrt:tensorrt" for one provider).
+    OpenVINO runs .xml files and, beside ONNX Runtime, .onnx files."""
 
     batches: tuple[int, ...] = DEFAULT_BATCHES
     backends: tuple[str, ...] | None = None
@@ -69,7 +70,9 @@ def check_config(config: BenchConfig) -> None:
     if bad or not config.modes:
         raise ConfigError(f"--mode | {bad or 'none'}. Expected some of {', '.join(MODES)}.")
     stop_rule(config.iterations, config.duration_s)  # validates both
-    known = ("onnxrt", "tensorrt", "torch", *(f"onnxrt:{p}" for p in ORT_PROVIDERS.values()))
+    known = (
+        "onnxrt", "tensorrt", "torch", "openvino", *(f"onnxrt:{p}" for p in ORT_PROVIDERS.values())
+    )  # fmt: skip
     unknown = [b for b in config.backends or () if b not in known]
     if unknown:
         raise ConfigError(f"--backend | {unknown} unknown. Expected some of {', '.join(known)}.")
@@ -129,6 +132,8 @@ def plan_targets(models: Sequence[str], config: BenchConfig) -> tuple[list[Targe
                 if _wanted(label, kind, config):
                     make = _maker(model, kind, providers=[provider], **opts)
                     targets.append(Target(model, label, make))
+            if usable["openvino"][0] and _wanted("openvino", "openvino", config):
+                targets.append(Target(model, "openvino", _maker(model, "openvino", **opts)))
         elif _wanted(kind, kind, config):
             targets.append(Target(model, kind, _maker(model, kind, **opts)))
     return targets, notes

@@ -132,6 +132,7 @@ def test_cli_int8_from_a_camus_tree(
 ) -> None:
     out = tmp_path / "model.int8.xml"
     args = ["export", str(tiny_checkpoint), "--out", str(out), "--precision", "int8"]
+    args.append("--no-dice-gate")  # the judge's training: tests/evaluate/test_dice_gate.py
     result = CliRunner().invoke(cli, [*args, "--calibrate", str(phantom_tree), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # progress bars go to stderr

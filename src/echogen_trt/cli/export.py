@@ -54,6 +54,11 @@ def _describe(result: Any) -> str:
     help="int8: write the model even when it fails the accuracy gate (PSNR vs FP32 >= 35 dB).",
 )  # fmt: skip
 @click.option(
+    "--dice-gate/--no-dice-gate", default=True,
+    help="int8: also require the segmentation-consistency Dice drop vs FP32 <= 0.01 (the "
+    "evaluate judge, trained once on the --calibrate tree and cached). [default: on]",
+)  # fmt: skip
+@click.option(
     "--batch", type=click.IntRange(min=1), default=None,
     help="Fix the batch size (TensorRT DLA needs static shapes). [default: dynamic]",
 )  # fmt: skip
@@ -75,14 +80,15 @@ def export(
     as_json: bool,
     calibrate: Path | None,
     force: bool,
+    dice_gate: bool,
 ) -> None:
     """Export CHECKPOINT's generator to ONNX and verify it against the torch model.
 
     Verification: ONNX checker, TensorRT op support, I/O signature, dynamic batch, and ONNX
     Runtime vs PyTorch (FP32: max abs error <= 1e-4; FP16: PSNR >= 40 dB).
 
-    INT8 (OpenVINO IR): PSNR of INT8 against FP32 on the held-out masks >= 35 dB, or nothing is
-    written (unless --force).
+    INT8 (OpenVINO IR): PSNR of INT8 against FP32 on the held-out masks >= 35 dB and a
+    segmentation-consistency Dice drop <= 0.01, or nothing is written (unless --force).
 
     \b
     Example: echogen-trt export runs/exp/best.pt --out model.onnx --precision both
@@ -90,7 +96,10 @@ def export(
                  --calibrate data/camus
     """
     if precision == "int8" or calibrate is not None or force:
-        _export_int8(checkpoint, out, precision, calibrate, force, fused_io, batch, as_json)
+        _export_int8(
+            checkpoint, out, precision, calibrate, force, as_json,
+            fused_io=fused_io, batch=batch, dice_gate=dice_gate,
+        )  # fmt: skip
         return
     from echogen_trt.export.onnx_export import export_checkpoint
 
@@ -117,9 +126,11 @@ def _export_int8(
     precision: str | None,
     calibrate: Path | None,
     force: bool,
+    as_json: bool,
+    *,
     fused_io: bool,
     batch: int | None,
-    as_json: bool,
+    dice_gate: bool,
 ) -> None:
     """--precision int8: quantize, gate, write (or refuse and show the report)."""
     from echogen_trt.errors import ConfigError
@@ -136,7 +147,12 @@ def _export_int8(
             "(the IR has float io and a dynamic batch). Expected e.g. --calibrate data/camus."
         )
     try:
-        result = export_int8(checkpoint, out, calibrate=calibrate, force=force)
+        gates = []
+        if dice_gate:
+            from echogen_trt.evaluate.dice_gate import dice_drop_gate
+
+            gates.append(dice_drop_gate(calibrate))
+        result = export_int8(checkpoint, out, calibrate=calibrate, force=force, gates=gates)
     except VerificationFailed as err:
         report = err.report
         click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))

@@ -32,57 +32,9 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper, numpy_helper
 
+from echogen_trt.export.ort_int8 import fp32_tail, split_conv_transpose
 from echogen_trt.export.verify import psnr_db
-
-
-def split_conv_transpose(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """Each ConvTranspose (4x4, stride 2, pads 1) -> 4 Conv 2x2 + Concat + DepthToSpace (DCR).
-
-    Output row 2m uses x[m-1] w[3] + x[m] w[1] (pad top 1), row 2m+1 uses x[m] w[2] + x[m+1] w[0]
-    (pad bottom 1); the same for columns. Returns the model and, per rewritten node, the names of
-    its four convs (last node last)."""
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    taps, nodes, groups = ((3, 1), (2, 0)), [], []
-    for node in graph.node:
-        if node.op_type != "ConvTranspose":
-            nodes.append(node)
-            continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        assert list(attrs.get("strides", [])) == [2, 2] and list(attrs["pads"]) == [1, 1, 1, 1]
-        w = numpy_helper.to_array(inits[node.input[1]])  # (Cin, Cout, 4, 4)
-        outs, names = [], []
-        for a in (0, 1):
-            for b in (0, 1):
-                k = w[:, :, list(taps[a])][:, :, :, list(taps[b])].transpose(1, 0, 2, 3)
-                wname = f"{node.name}_p{a}{b}_w"
-                graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(k), wname))
-                out = f"{node.output[0]}_p{a}{b}"
-                ins = [node.input[0], wname, *node.input[2:3]]
-                name = f"{node.name}_p{a}{b}"
-                nodes.append(
-                    helper.make_node(
-                        "Conv", ins, [out], name=name, kernel_shape=[2, 2],
-                        pads=[1 - a, 1 - b, a, b],
-                    )
-                )  # fmt: skip
-                outs.append(out)
-                names.append(name)
-        cat = f"{node.output[0]}_phases"
-        nodes.append(helper.make_node("Concat", outs, [cat], name=f"{node.name}_cat", axis=1))
-        nodes.append(
-            helper.make_node(
-                "DepthToSpace", [cat], [node.output[0]], name=f"{node.name}_d2s",
-                blocksize=2, mode="DCR",
-            )
-        )  # fmt: skip
-        groups.append(names)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    onnx.checker.check_model(model)
-    return model, [n for g in groups for n in g]
 
 
 def session(path: Path, threads: int | None = None) -> ort.InferenceSession:
@@ -113,6 +65,10 @@ class Reader:
 def quantize(src: Path, dst: Path, calib: np.ndarray, exclude: list[str], **kw: Any) -> Path:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
+    if kw.pop("percentile", False):
+        from onnxruntime.quantization import CalibrationMethod
+
+        kw["calibrate_method"] = CalibrationMethod.Percentile
     quantize_static(
         str(src), str(dst), Reader(calib), quant_format=QuantFormat.QDQ,
         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -123,27 +79,33 @@ def quantize(src: Path, dst: Path, calib: np.ndarray, exclude: list[str], **kw: 
 
 def variants(fp32: Path, folder: Path, calib: np.ndarray, tag: str) -> dict[str, Path]:
     """The INT8 files of one FP32 model: name -> path."""
-    model = onnx.load(str(fp32))
     split, convs = split_conv_transpose(onnx.load(str(fp32)))
     split_path = folder / f"{tag}.split.onnx"
     onnx.save(split, str(split_path))
-    last_conv = [n.name for n in model.graph.node if n.op_type == "Conv"][-1]
-    tail = [*convs[-4:], last_conv]  # the 1-channel last up-convolution and the output conv
+    tail = fp32_tail(split, convs)  # the 1-channel last up-convolution and the output conv
+    rr = {"per_channel": True, "reduce_range": True}
     return {
         "fp32": fp32,
         "fp32 split (exactness)": split_path,
         "ort default": quantize(fp32, folder / f"{tag}.q0.onnx", calib, []),
         "split, ort default": quantize(split_path, folder / f"{tag}.q1.onnx", calib, []),
         "split, per-channel + reduce_range": quantize(
-            split_path, folder / f"{tag}.q2.onnx", calib, [], per_channel=True, reduce_range=True
+            split_path, folder / f"{tag}.q2.onnx", calib, [], **rr
         ),
         "split, per-channel + reduce_range + FP32 tail": quantize(
-            split_path,
-            folder / f"{tag}.q3.onnx",
-            calib,
-            tail,
-            per_channel=True,
-            reduce_range=True,
+            split_path, folder / f"{tag}.q3.onnx", calib, tail, **rr
+        ),
+        "ConvTranspose FP32, percentile": quantize(
+            fp32, folder / f"{tag}.q4.onnx", calib, [], percentile=True
+        ),
+        "split, percentile": quantize(
+            split_path, folder / f"{tag}.q5.onnx", calib, [], percentile=True
+        ),
+        "split, per-channel + reduce_range + percentile": quantize(
+            split_path, folder / f"{tag}.q6.onnx", calib, [], percentile=True, **rr
+        ),
+        "shipped: split, per-channel + reduce_range + percentile + FP32 tail": quantize(
+            split_path, folder / f"{tag}.q7.onnx", calib, tail, percentile=True, **rr
         ),
     }
 

@@ -1,7 +1,8 @@
-"""INT8 export (NNCF -> OpenVINO IR): metadata carried over, the accuracy gate, the CLI."""
+"""INT8 export (NNCF -> OpenVINO IR; ONNX Runtime QDQ): metadata, the accuracy gate, the CLI."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -9,17 +10,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from echogen_trt.errors import ConfigError
-from echogen_trt.export.verify import Check, VerificationFailed, default_masks
-
-pytest.importorskip("nncf", reason="the [int8] extra (nncf) is not installed")
-pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
-
 from echogen_trt.cli import cli
+from echogen_trt.errors import ConfigError
 from echogen_trt.export import int8
+from echogen_trt.export.verify import Check, VerificationFailed, default_masks
 from echogen_trt.runtime.registry import open_backend
 
 SIZE = 64
+NEEDS_NNCF = pytest.mark.skipif(
+    importlib.util.find_spec("nncf") is None or importlib.util.find_spec("openvino") is None,
+    reason="the [int8] extra (nncf, openvino) is not installed",
+)
 
 
 def _masks(n: int, seed: int, anatomy_only: bool = False) -> np.ndarray:
@@ -42,6 +43,7 @@ def int8_model(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) 
     )
 
 
+@NEEDS_NNCF
 def test_int8_ir_carries_the_metadata_and_passes_the_gate(
     int8_model: int8.Int8Result, tiny_meta
 ) -> None:  # type: ignore[no-untyped-def]
@@ -65,6 +67,7 @@ def test_int8_ir_carries_the_metadata_and_passes_the_gate(
     assert "FakeQuantize" in types.values()  # really quantized, not the FP32 graph renamed
 
 
+@NEEDS_NNCF
 def test_a_bad_quantization_is_refused_and_not_written(
     tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
@@ -89,6 +92,7 @@ def test_a_bad_quantization_is_refused_and_not_written(
     assert out.is_file() and "--force" in forced.notes[0]
 
 
+@NEEDS_NNCF
 def test_extra_gates_can_refuse(tiny_checkpoint: Path, tmp_path: Path) -> None:
     seen: list[tuple[Path, Path]] = []
 
@@ -109,6 +113,7 @@ def test_extra_gates_can_refuse(tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert not out.exists()
 
 
+@NEEDS_NNCF
 def test_mask_and_recipe_errors(tiny_checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no masks to calibrate on.*--calibrate DATA"):
         int8.export_int8(tiny_checkpoint, tmp_path / "m.int8.xml")
@@ -127,6 +132,7 @@ def phantom_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@NEEDS_NNCF
 def test_cli_int8_from_a_camus_tree(
     tiny_checkpoint: Path, phantom_tree: Path, tmp_path: Path
 ) -> None:
@@ -147,3 +153,47 @@ def test_cli_int8_from_a_camus_tree(
     )
     assert isinstance(stray.exception, ConfigError)
     assert "only apply to --precision int8" in str(stray.exception)
+
+
+# -- the ONNX Runtime path (.onnx output): no nncf or openvino needed ---------------------------
+def test_conv_transpose_split_is_exact(tiny_onnx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import onnx
+    import onnxruntime as ort
+
+    from echogen_trt.export.ort_int8 import split_conv_transpose
+
+    model, convs = split_conv_transpose(onnx.load(str(tiny_onnx.path)))
+    ops = [n.op_type for n in model.graph.node]
+    assert "ConvTranspose" not in ops and ops.count("DepthToSpace") == 5 and len(convs) == 20
+    onnx.checker.check_model(model, full_check=True)
+    x = _masks(4, seed=2)[:, None].astype(np.float32)
+
+    def run(proto: object) -> np.ndarray:
+        sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])  # type: ignore[attr-defined]
+        return np.asarray(sess.run(None, {"mask": x})[0])
+
+    np.testing.assert_allclose(run(model), run(onnx.load(str(tiny_onnx.path))), atol=1e-5)
+
+
+def test_onnx_int8_for_onnx_runtime(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    import onnx
+
+    out = tmp_path / "m.int8.onnx"
+    result = int8.export_int8(
+        tiny_checkpoint, out, calibration=_masks(16, seed=5),
+        heldout=_masks(6, seed=6, anatomy_only=True),
+    )  # fmt: skip
+    assert result.written and result.verify.ok and result.to_dict()["bin"] is None
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "DepthToSpace"} <= ops
+    assert "ConvTranspose" not in ops  # every up-convolution became quantizable Convs
+    assert len(result.ignored) == 5  # the last up-convolution's 4 phases + the output conv
+    with open_backend(out) as backend:  # .onnx -> ONNX Runtime, metadata carried over
+        assert backend.meta.precision == "int8" and backend.meta.kept_labels == (1, 3)
+    empty = np.zeros((8, SIZE, SIZE), np.uint8)
+    with pytest.raises(VerificationFailed, match=r"failed the accuracy gate"):
+        int8.export_int8(
+            tiny_checkpoint, tmp_path / "bad.int8.onnx", calibration=empty,
+            heldout=_masks(6, seed=6, anatomy_only=True),
+        )  # fmt: skip
+    assert not (tmp_path / "bad.int8.onnx").exists()

@@ -37,13 +37,14 @@ def _describe(result: Any) -> str:
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-    help="ONNX file to write (with --precision both, also OUT's .fp16.onnx sibling; with "
-    "--precision int8 an OpenVINO IR: OUT.xml and OUT.bin).",
+    help="ONNX file to write (with --precision both, also OUT's .fp16.onnx sibling). With "
+    "--precision int8: OUT.xml is an OpenVINO IR (+ .bin; [int8] extra), OUT.onnx an INT8 "
+    "ONNX file for ONNX Runtime (no extra).",
 )  # fmt: skip
 @click.option(
     "--precision", type=click.Choice(["fp32", "fp16", "both", "int8"]), default=None,
-    help="Weights/compute precision in the file; I/O stays FP32 (or uint8). int8: OpenVINO IR "
-    "quantized by NNCF (needs --calibrate and the [int8] extra). [default: fp32]",
+    help="Weights/compute precision in the file; I/O stays FP32 (or uint8). int8: quantized "
+    "after calibration on --calibrate DATA (see --out). [default: fp32]",
 )  # fmt: skip
 @click.option(
     "--calibrate", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -87,8 +88,9 @@ def export(
     Verification: ONNX checker, TensorRT op support, I/O signature, dynamic batch, and ONNX
     Runtime vs PyTorch (FP32: max abs error <= 1e-4; FP16: PSNR >= 40 dB).
 
-    INT8 (OpenVINO IR): PSNR of INT8 against FP32 on the held-out masks >= 35 dB and a
-    segmentation-consistency Dice drop <= 0.01, or nothing is written (unless --force).
+    INT8 (--out .xml: OpenVINO IR; .onnx: ONNX Runtime): PSNR of INT8 against FP32 on held-out
+    masks >= 35 dB and a segmentation-consistency Dice drop <= 0.01, or nothing is written
+    (unless --force).
 
     \b
     Example: echogen-trt export runs/exp/best.pt --out model.onnx --precision both
@@ -162,7 +164,8 @@ def _export_int8(
         return
     kept = ", ".join(result.ignored) or "none"
     click.echo(
-        f"wrote {result.path} (+ .bin; int8, {result.n_calibration} calibration masks, "
+        f"wrote {result.path}{' (+ .bin)' if result.path.suffix == '.xml' else ''} "
+        f"(int8, {result.n_calibration} calibration masks, "
         f"FP32 layers: {kept}): {result.size_bytes / 1e6:.2f} MB in {result.seconds:.1f} s"
     )
     for note in result.notes:

@@ -27,10 +27,10 @@ NAME = "Dice drop vs fp32 (segmentation consistency)"
 def consistency_dice(
     model: Path, data_root: Path, config: EvalConfig, cache_dir: Path | None
 ) -> dict[str, float]:
-    """Per-structure segmentation-consistency Dice of `model` (served by OpenVINO) on the tree."""
+    """Per-structure segmentation-consistency Dice of `model` (backend from its suffix)."""
     from echogen_trt.runtime.mask_to_echo import MaskToEcho
 
-    with MaskToEcho(model, "openvino", batch_size=config.batch_size) as gen:
+    with MaskToEcho(model, batch_size=config.batch_size) as gen:
         meta = gen.meta
         result = evaluate_generator(
             gen.generate, data_root, size=meta.input_size, kept=tuple(meta.kept_labels),

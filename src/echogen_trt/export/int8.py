@@ -1,4 +1,5 @@
-"""INT8 OpenVINO IR of a checkpoint: NNCF post-training quantization, gated on accuracy.
+"""INT8 model of a checkpoint, gated on accuracy: an OpenVINO IR quantized by NNCF (`.xml`
+output), or an ONNX file for ONNX Runtime (`.onnx` output, no extra dependency: export.ort_int8).
 
 Steps: the checkpoint's FP32 ONNX export (verified against torch like every export) is read by
 OpenVINO; NNCF calibrates activation ranges on masks from the `train` split of a CAMUS-layout
@@ -15,7 +16,9 @@ the last up-convolution and the output convolution (1 channel each, a negligible
 FLOPs, but every output pixel goes through them) stay FP32. Measured figures: README, "INT8 on
 the CPU"; export/int8 tests cover the gate.
 
-nncf and openvino are imported inside the functions (extras `[int8]` and `[openvino]`).
+The `.onnx` path (export.ort_int8) calibrates and gates the same way; the FP32 reference and the
+candidate then run on ONNX Runtime. nncf and openvino are imported inside the functions (extras
+`[int8]` and `[openvino]`), only for `.xml` outputs.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from typing import Any
 import numpy as np
 
 from echogen_trt.artifacts.model_meta import ModelMeta
-from echogen_trt.artifacts.openvino_ir import load_model, read_meta, save_ir, weights_path
+from echogen_trt.artifacts.onnx_file import load_model as load_onnx
+from echogen_trt.artifacts.onnx_file import save_model, write_meta
+from echogen_trt.artifacts.openvino_ir import load_model, save_ir, weights_path
 from echogen_trt.errors import BackendUnavailable, ConfigError, ExportError
 from echogen_trt.export.verify import Check, VerificationFailed, VerifyReport, psnr_db
 from echogen_trt.fileio import check_output_path
@@ -88,9 +93,11 @@ class Int8Result:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (the CLI's --json output)."""
+        ir = self.path.suffix.lower() == ".xml"
         return {
             "path": str(self.path),
-            "bin": str(weights_path(self.path)),
+            "format": "openvino ir" if ir else "onnx (onnxruntime)",
+            "bin": str(weights_path(self.path)) if ir else None,
             "precision": self.meta.precision,
             "io": self.meta.io,
             "recipe": asdict(self.recipe),
@@ -186,9 +193,9 @@ def _inputs(masks: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(masks[:, None].astype(np.float32))
 
 
-def _run(path: Path, x: np.ndarray, batch: int = 8) -> np.ndarray:
-    """float (N, 1, H, W) outputs of `path` served by the OpenVINO backend."""
-    with open_backend(path, "openvino") as backend:
+def _run(path: Path, x: np.ndarray, kind: str, batch: int = 8) -> np.ndarray:
+    """float (N, 1, H, W) outputs of `path` served by the `kind` backend."""
+    with open_backend(path, kind) as backend:
         name_in, name_out = backend.meta.input_name, backend.meta.output_name
         outs = [
             backend.infer({name_in: x[i : i + batch]})[name_out] for i in range(0, len(x), batch)
@@ -230,20 +237,23 @@ def export_int8(
     force: bool = False,
     split_source: str = "auto",
 ) -> Int8Result:
-    """Quantize a checkpoint's generator to an INT8 OpenVINO IR at `out_path` (.xml + .bin).
+    """Quantize a checkpoint's generator to INT8 at `out_path`: an OpenVINO IR (.xml + .bin; NNCF
+    with `recipe`) or an ONNX file for ONNX Runtime (.onnx; export.ort_int8's fixed recipe).
 
     Masks: from the CAMUS tree `calibrate` (train split calibrates, test split is held out), or
     given as uint8 (N, H, W) arrays `calibration`/`heldout` (unkept labels zeroed). The IR is
     written only when every check passes (PSNR, then `gates`), or with `force`; otherwise
     VerificationFailed carries the report.
     """
-    require_nncf()
     from echogen_trt.export.onnx_export import export_checkpoint
 
     start = time.perf_counter()
     recipe = (recipe or Int8Recipe()).check()
     out = Path(out_path)
-    check_output_path(out, inputs=[ckpt_path], suffixes=(".xml",), what="INT8 IR output")
+    check_output_path(out, inputs=[ckpt_path], suffixes=(".xml", ".onnx"), what="INT8 output")
+    ir = out.suffix.lower() == ".xml"
+    if ir:
+        require_nncf()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".int8-", dir=out.parent) as tmp:
         fp32_onnx = Path(tmp) / "fp32.onnx"
@@ -252,14 +262,23 @@ def export_int8(
         if meta.io != "float":
             raise ConfigError("int8 export | fused uint8 io is not supported. Expected float io.")
         calib, held = _mask_sets(meta, calibrate, calibration, heldout, split_source)
-        model = load_model(fp32_onnx)
-        quantized, ignored = quantize(model, _inputs(calib), recipe)
-        int8_meta = replace(read_meta(model, source=str(fp32_onnx)), precision="int8")
+        int8_meta = replace(meta, precision="int8")
         staged = Path(tmp) / out.name
-        save_ir(quantized, staged, int8_meta)
+        if ir:
+            quantized, ignored = quantize(load_model(fp32_onnx), _inputs(calib), recipe)
+            save_ir(quantized, staged, int8_meta)
+        else:
+            from echogen_trt.export.ort_int8 import quantize_onnx
+
+            ignored = quantize_onnx(fp32_onnx, staged, _inputs(calib))
+            proto = load_onnx(staged)
+            write_meta(proto, int8_meta)
+            save_model(proto, staged)
+        kind = "openvino" if ir else "onnxrt"
         x = _inputs(held)
         report = VerifyReport(out, "int8", meta.io, None, len(held))
-        report.checks.append(psnr_gate(_run(fp32_onnx, x), _run(staged, x), min_psnr_db))
+        fp32_out, int8_out = _run(fp32_onnx, x, kind), _run(staged, x, kind)
+        report.checks.append(psnr_gate(fp32_out, int8_out, min_psnr_db))
         report.checks += [gate(fp32_onnx, staged) for gate in gates]
         result = Int8Result(
             out, int8_meta, recipe, report, len(calib), len(held), ignored, 0,
@@ -268,10 +287,11 @@ def export_int8(
         if not report.ok and not force:
             log.warning("INT8 model refused: %s", "; ".join(c.value for c in report.failures()))
             raise VerificationFailed(_refusal(out, report), report)
-        shutil.move(weights_path(staged), weights_path(out))
+        if ir:
+            shutil.move(weights_path(staged), weights_path(out))
         shutil.move(staged, out)
     result.written = True
-    result.size_bytes = out.stat().st_size + weights_path(out).stat().st_size
+    result.size_bytes = out.stat().st_size + (weights_path(out).stat().st_size if ir else 0)
     result.seconds = time.perf_counter() - start
     if result.forced:
         result.notes.append("written with --force although the accuracy gate failed")

@@ -117,8 +117,8 @@ def test_extra_gates_can_refuse(tiny_checkpoint: Path, tmp_path: Path) -> None:
 def test_mask_and_recipe_errors(tiny_checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no masks to calibrate on.*--calibrate DATA"):
         int8.export_int8(tiny_checkpoint, tmp_path / "m.int8.xml")
-    with pytest.raises(ConfigError, match=r"unexpected file name.*\.xml"):
-        int8.export_int8(tiny_checkpoint, tmp_path / "m.onnx", calibration=_masks(2, 1))
+    with pytest.raises(ConfigError, match=r"unexpected file name.*\.xml or \.onnx"):
+        int8.export_int8(tiny_checkpoint, tmp_path / "m.engine", calibration=_masks(2, 1))
     with pytest.raises(ConfigError, match=r"preset 'fast'"):
         int8.Int8Recipe(preset="fast").check()
 
@@ -197,3 +197,21 @@ def test_onnx_int8_for_onnx_runtime(tiny_checkpoint: Path, tmp_path: Path) -> No
             heldout=_masks(6, seed=6, anatomy_only=True),
         )  # fmt: skip
     assert not (tmp_path / "bad.int8.onnx").exists()
+
+
+def test_quantizer_failure_is_an_export_error(
+    tiny_onnx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import onnxruntime.quantization as ort_quant
+
+    from echogen_trt.errors import ExportError
+    from echogen_trt.export.ort_int8 import quantize_onnx
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise ValueError("Too many bins for data range.")
+
+    monkeypatch.setattr(ort_quant, "quantize_static", fail)
+    x = _masks(2, seed=1)[:, None].astype(np.float32)
+    with pytest.raises(ExportError, match=r"quantizer failed: Too many bins.*--out NAME\.xml"):
+        quantize_onnx(tiny_onnx.path, tmp_path / "q.onnx", x)
+    assert list(tmp_path.iterdir()) == []  # the rewritten intermediate file is removed

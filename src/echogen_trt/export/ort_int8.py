@@ -119,6 +119,11 @@ def quantize_onnx(
             weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
             calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=keep,
         )  # fmt: skip
+    except ValueError as err:  # e.g. percentile histograms of a tensor with a degenerate range
+        raise ExportError(
+            f"INT8 ONNX {out} | ONNX Runtime's quantizer failed: {err}. Hint: calibrate on more "
+            "varied masks, or export an OpenVINO IR instead (--out NAME.xml)."
+        ) from err
     finally:
         staged.unlink(missing_ok=True)
     return keep

@@ -5,7 +5,9 @@ avx512_bf16 OpenVINO would otherwise compute FP32 models in bf16, outside the ex
 accuracy; INT8 layers stay INT8), threads = OpenVINO's own default (physical cores, no
 hyper-threads) unless `threads` is given. `streams` > 1 compiles for throughput and splits each
 batch across that many asynchronous infer requests (`openvino.AsyncInferQueue`), one per stream;
-the default 1 is one synchronous request using every thread. openvino is imported in `_open`.
+the default 1 is one synchronous request using every thread (on 2 cores two streams were no
+faster: benchmarks/cpu_backend_choice.py; they may pay on many cores). openvino is imported in
+`_open`.
 """
 
 from __future__ import annotations

@@ -88,6 +88,11 @@ def test_doctor_json_reports_each_component() -> None:
     if not trt_ok:
         assert "pip install" in checks["tensorrt"]["fix"] and "JetPack" in checks["tensorrt"]["fix"]
     assert checks["onnxruntime"]["ok"] and "CPUExecutionProvider" in checks["onnxruntime"]["detail"]
+    assert checks["openvino"]["ok"] is availability.has_module("openvino")
+    if checks["openvino"]["ok"]:
+        assert "devices: CPU" in checks["openvino"]["detail"]
+    else:
+        assert "echogen-trt[openvino]" in checks["openvino"]["fix"]
 
 
 def test_doctor_text_names_what_is_missing() -> None:

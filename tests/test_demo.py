@@ -138,7 +138,9 @@ def test_changed_option_redoes_only_the_steps_that_depend_on_it(
     _, summary = run_cli(out, "--bench-batches", "1")
     assert statuses(summary)["bench"] == "done"
     assert summary["reused"] == ["data", "train", "export", "generate", "evaluate"]
-    assert [r[3] for r in json.loads((out / "report.json").read_text())["latency"]] == [1] * 6
+    batches = [r[3] for r in json.loads((out / "report.json").read_text())["latency"]]
+    # ORT FP32 and FP16 and torch, x 2 modes (OpenVINO FP32 and FP16 too where installed)
+    assert len(batches) >= 6 and set(batches) == {1}
 
 
 def test_missing_output_reruns_its_step(demo: tuple[Path, dict[str, Any]]) -> None:

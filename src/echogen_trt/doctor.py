@@ -75,6 +75,26 @@ def _onnxruntime() -> Check:
     return Check("onnxruntime", True, f"{version}, providers: {providers}")
 
 
+def _openvino() -> Check:
+    version = module_version("openvino")
+    if version is None:
+        return Check(
+            "openvino",
+            False,
+            "not installed",
+            "the OpenVINO backend (.xml IR, INT8 models; often the fastest on a CPU)",
+            "pip install 'echogen-trt[openvino]'",
+        )
+    import openvino as ov
+
+    devices = ", ".join(ov.Core().available_devices)
+    nncf = module_version("nncf")
+    detail = f"{version}, devices: {devices}; nncf {nncf or 'not installed'}"
+    if nncf is None:
+        detail += " (export --precision int8 needs it: pip install 'echogen-trt[int8]')"
+    return Check("openvino", True, detail)
+
+
 def _tensorrt() -> Check:
     trt = tensorrt_module()
     if trt is None:
@@ -151,6 +171,7 @@ def run_checks() -> list[Check]:
         _python(),
         _torch(),
         _onnxruntime(),
+        _openvino(),
         _tensorrt(),
         _cuda_bindings(),
         _gpu(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from echogen_trt.bench.flops import flops_from_config
 from echogen_trt.cli import cli
 from echogen_trt.errors import BackendUnavailable, ConfigError, EchogenError
 
+OPENVINO = importlib.util.find_spec("openvino") is not None
 FAST = ["--iterations", "2", "--batch", "1,2", "--warmup", "1"]
 RESULT_KEYS = {
     "model", "model_name", "backend", "detail", "device", "precision", "io", "weights",
@@ -40,8 +42,9 @@ def test_bench_end_to_end_writes_json_and_prints_tables(bench_models: Path, tmp_
     assert report["schema"] == runner.SCHEMA
     assert report["config"]["percentile_method"] == "inverted_cdf"
     ok = [r for r in report["results"] if r["status"] == "ok"]
-    # 2 ORT files + the torch baseline, x 2 batches x 2 modes
-    assert len(ok) == 3 * 2 * 2, [r.get("reason") for r in report["results"]]
+    # 2 ONNX files on ORT (and OpenVINO where installed) + the torch baseline, x 2 batches x 2 modes
+    targets = 5 if OPENVINO else 3
+    assert len(ok) == targets * 2 * 2, [r.get("reason") for r in report["results"]]
     for r in ok:
         assert set(r) == RESULT_KEYS
         assert set(r["latency_batch_ms"]) == STAT_KEYS == set(r["latency_frame_ms"])
@@ -57,7 +60,11 @@ def test_bench_end_to_end_writes_json_and_prints_tables(bench_models: Path, tmp_
         ("tiny.onnx", "onnxrt:cpu", "fp32"),
         ("tiny.fp16.onnx", "onnxrt:cpu", "fp16"),
         ("tiny.onnx (random weights)", "torch", "fp32"),
-    }
+    } | (
+        {("tiny.onnx", "openvino", "fp32"), ("tiny.fp16.onnx", "openvino", "fp16")}
+        if OPENVINO
+        else set()
+    )
     baseline = next(r for r in ok if r["backend"] == "torch")
     assert (
         baseline["weights"].startswith("random")
@@ -71,6 +78,32 @@ def test_bench_end_to_end_writes_json_and_prints_tables(bench_models: Path, tmp_
         assert header in result.output
     assert "p99" in result.output and "tiny.fp16.onnx" in result.output
     assert "Ceilings" in result.output
+
+
+@pytest.mark.skipif(not OPENVINO, reason="openvino not installed (extra [openvino])")
+def test_openvino_rows_for_onnx_and_ir_files(bench_models: Path, tmp_path) -> None:
+    """--backend openvino serves .onnx files and IRs; INT8 rows get no floating-point ceiling."""
+    from dataclasses import replace
+
+    from echogen_trt.artifacts import openvino_ir
+
+    model = openvino_ir.load_model(bench_models / "tiny.onnx")
+    meta = replace(openvino_ir.read_meta(model), precision="int8")  # routing only: not quantized
+    openvino_ir.save_ir(model, tmp_path / "tiny.int8.xml", meta)
+    result = invoke(
+        str(bench_models / "tiny.onnx"), str(tmp_path / "tiny.int8.xml"), *FAST,
+        "--backend", "openvino", "--mode", "compute", "--ceiling-seconds", "0", "--json", "-",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    rows = {(r["model_name"], r["backend"], r["precision"], r["device"]) for r in report["results"]}
+    assert rows == {
+        ("tiny.onnx", "openvino", "fp32", "cpu"),
+        ("tiny.int8.xml", "openvino", "int8", "cpu"),
+    }
+    int8_rows = [r for r in report["results"] if r["precision"] == "int8"]
+    assert all(r["ceiling_fraction"] is None and r["gflop_per_frame"] for r in int8_rows)
+    assert any("INT8 rows have no ceiling fraction" in w for w in report["warnings"])
 
 
 def test_backend_filter_no_baseline_and_json_to_stdout(bench_models: Path) -> None:
@@ -96,8 +129,9 @@ def test_rounds_are_interleaved_and_pooled(bench_models: Path, monkeypatch) -> N
 
     monkeypatch.setattr(runner, "measure_target", spy)
     config = runner.BenchConfig(
-        batches=(2,), iterations=3, rounds=2, ceiling=False, modes=("compute",)
-    )
+        batches=(2,), iterations=3, rounds=2, ceiling=False, modes=("compute",),
+        backends=("onnxrt", "torch"),
+    )  # fmt: skip
     report = runner.run_benchmark([bench_models / "tiny.onnx"], config)
     assert order == ["onnxrt:cpu", "torch", "onnxrt:cpu", "torch"]
     assert len(report.results) == 2

@@ -7,6 +7,7 @@ exported with `export_onnx` once per session, so ONNX Runtime and PyTorch serve 
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,7 +39,8 @@ def _spread(generator: object, probe: np.ndarray) -> None:
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """best.pt plus its exports: model.onnx (float, dynamic batch), fused.onnx (uint8 io),
-    static2.onnx (batch fixed at 2)."""
+    static2.onnx (batch fixed at 2), and model.xml (model.onnx as an OpenVINO IR) when openvino
+    is installed."""
     pytest.importorskip("torch")
     import torch
 
@@ -61,6 +63,11 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     for name, kwargs in (("onnx", {}), ("fused", {"fused_io": True}), ("static2", {"batch": 2})):
         paths[name] = root / f"{name}.onnx"
         export_onnx(loaded, paths[name], meta=meta, **kwargs)  # type: ignore[arg-type]
+    if importlib.util.find_spec("openvino") is not None:  # the same model as an OpenVINO IR
+        from echogen_trt.artifacts.openvino_ir import load_model, save_ir
+
+        paths["ir"] = root / "model.xml"
+        save_ir(load_model(paths["onnx"]), paths["ir"], meta)
     return SimpleNamespace(**paths, meta=meta)
 
 

@@ -16,6 +16,9 @@ from echogen_trt.runtime.backends import onnxrt
 from echogen_trt.runtime.backends.base import Backend
 from echogen_trt.runtime.registry import open_backend
 
+_NO_OPENVINO = pytest.mark.skipif(
+    not has_module("openvino"), reason="openvino not installed (extra [openvino])"
+)
 KINDS = [
     pytest.param("onnxrt", id="onnxrt"),
     pytest.param(
@@ -23,11 +26,15 @@ KINDS = [
         id="torch",
         marks=pytest.mark.skipif(not has_module("torch"), reason="torch not installed"),
     ),
+    pytest.param("openvino", id="openvino-onnx", marks=_NO_OPENVINO),
+    pytest.param("openvino-ir", id="openvino-ir", marks=_NO_OPENVINO),
 ]
 
 
 def _model_for(kind: str, models: SimpleNamespace) -> Path:
-    return {"onnxrt": models.onnx, "torch": models.ckpt}[kind]
+    if kind == "openvino-ir":
+        return models.ir
+    return {"onnxrt": models.onnx, "torch": models.ckpt, "openvino": models.onnx}[kind]
 
 
 def _feed(n: int = 3) -> np.ndarray:
@@ -37,7 +44,8 @@ def _feed(n: int = 3) -> np.ndarray:
 
 @pytest.fixture(params=KINDS)
 def backend(request: pytest.FixtureRequest, models: SimpleNamespace) -> Backend:
-    b = open_backend(_model_for(request.param, models), request.param)
+    kind = "openvino" if request.param == "openvino-ir" else request.param
+    b = open_backend(_model_for(request.param, models), kind)
     yield b  # type: ignore[misc]
     b.close()
 

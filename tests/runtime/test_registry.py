@@ -78,7 +78,7 @@ def test_engines_route_to_tensorrt(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_available_backends_never_imports_torch() -> None:
     was_loaded = "torch" in sys.modules
     table = registry.available_backends()
-    assert set(table) == {"tensorrt", "onnxrt", "torch"}
+    assert set(table) == {"tensorrt", "onnxrt", "torch", "openvino"}
     assert table["onnxrt"][0] and "CPUExecutionProvider" in table["onnxrt"][1]
     if not was_loaded:
         assert "torch" not in sys.modules

@@ -18,11 +18,12 @@ from echogen_trt.errors import ConfigError
 FP32, FP16 = "fp32", "fp16"
 PRECISIONS = (FP32, FP16)  # of an ONNX file and of an engine
 BOTH = "both"  # export only: the FP32 file and its FP16 sibling, converted from it
+INT8 = "int8"  # export only: quantized after calibration (OpenVINO IR or ONNX Runtime QDQ ONNX)
 EXPORT_DEFAULT = FP32
 ENGINE_DEFAULT = FP16
 
 # What each command accepts, its default listed first (the order --help and errors show).
-EXPORT_CHOICES = (EXPORT_DEFAULT, *(p for p in PRECISIONS if p != EXPORT_DEFAULT), BOTH)
+EXPORT_CHOICES = (EXPORT_DEFAULT, *(p for p in PRECISIONS if p != EXPORT_DEFAULT), BOTH, INT8)
 ENGINE_CHOICES = (ENGINE_DEFAULT, *(p for p in PRECISIONS if p != ENGINE_DEFAULT))
 
 

@@ -29,7 +29,8 @@ ORT_PROVIDERS = {  # ONNX Runtime provider -> short name used in --backend onnxr
 @dataclass(frozen=True)
 class BenchConfig:
     """What to run. `backends`: None for all available, else kinds ("onnxrt", "torch",
-    "tensorrt", or "onnxrt:cpu"/"onnxrt:cuda"/"onnxrt:tensorrt" for one provider)."""
+    "tensorrt", "openvino", or "onnxrt:cpu"/"onnxrt:cuda"/"onnxrt:tensorrt" for one provider).
+    OpenVINO runs .xml files and, beside ONNX Runtime, .onnx files."""
 
     batches: tuple[int, ...] = DEFAULT_BATCHES
     backends: tuple[str, ...] | None = None
@@ -111,6 +112,8 @@ def plan_targets(models: Sequence[str], config: BenchConfig) -> tuple[list[Targe
                 if _wanted(label, kind, config):
                     make = _maker(model, kind, providers=[provider], **opts)
                     targets.append(Target(model, label, make))
+            if usable["openvino"][0] and _wanted("openvino", "openvino", config):
+                targets.append(Target(model, "openvino", _maker(model, "openvino", **opts)))
         elif _wanted(kind, kind, config):
             targets.append(Target(model, kind, _maker(model, kind, **opts)))
     return targets, notes

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from echogen_trt.artifacts.model_meta import ModelMeta
+from echogen_trt.artifacts.precision import INT8, PRECISIONS
 from echogen_trt.bench import ceiling as ceiling_mod
 from echogen_trt.bench import stats
 from echogen_trt.bench.baseline import device_of, weights_of
@@ -290,7 +291,13 @@ def measure_target(
 
 def add_ceilings(report: BenchReport, config: BenchConfig) -> None:
     """Measure the GEMM ceiling once per (device, precision) seen, and set each fraction."""
-    seen = {(r["device"], r["precision"]) for r in report.results if r["status"] == "ok"}
+    ok = [r for r in report.results if r["status"] == "ok"]
+    seen = {(r["device"], r["precision"]) for r in ok if r["precision"] in PRECISIONS}
+    if any(r["precision"] == INT8 for r in ok):
+        report.warnings.append(
+            "INT8 rows have no ceiling fraction: the ceiling is a floating-point GEMM. Compare "
+            "their throughput with the FP32 rows of the same run."
+        )
     found: dict[tuple[str, str], float] = {}
     cache: dict[str, ceiling_mod.Ceiling] = {}  # each library's GEMM is measured once
     for device, precision in sorted(seen):

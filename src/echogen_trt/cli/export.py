@@ -1,4 +1,5 @@
-"""`echogen-trt export`: a checkpoint's generator to ONNX (FP32, FP16 or both), verified."""
+"""`echogen-trt export`: a checkpoint's generator to ONNX (FP32, FP16 or both), verified, or to
+an INT8 OpenVINO IR calibrated on a CAMUS tree and gated on accuracy."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import click
 
-from echogen_trt.artifacts.precision import EXPORT_CHOICES, EXPORT_DEFAULT
+from echogen_trt.artifacts.precision import EXPORT_CHOICES, EXPORT_DEFAULT, INT8
 from echogen_trt.export.verify import VerificationFailed, VerifyReport
 
 
@@ -37,12 +38,28 @@ def _describe(result: Any) -> str:
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-    help="ONNX file to write (with --precision both, also OUT's .fp16.onnx sibling).",
+    help="ONNX file to write (with --precision both, also OUT's .fp16.onnx sibling). With "
+    "--precision int8: OUT.xml is an OpenVINO IR (+ .bin; [int8] extra), OUT.onnx an INT8 "
+    "ONNX file for ONNX Runtime (no extra).",
 )  # fmt: skip
 @click.option(
     "--precision", type=click.Choice(EXPORT_CHOICES), default=None,
-    help="Weights/compute precision in the file; I/O stays FP32 (or uint8). "
+    help="Weights/compute precision in the file; I/O stays FP32 (or uint8). int8: quantized "
+    "after calibration on --calibrate DATA (see --out). "
     f"[default: {EXPORT_DEFAULT}]",
+)  # fmt: skip
+@click.option(
+    "--calibrate", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+    help="int8: CAMUS-layout tree; its train split calibrates, its test split is held out.",
+)  # fmt: skip
+@click.option(
+    "--force", is_flag=True, default=False,
+    help="int8: write the model even when it fails the accuracy gate (PSNR vs FP32 >= 35 dB).",
+)  # fmt: skip
+@click.option(
+    "--dice-gate/--no-dice-gate", default=True,
+    help="int8: also require the segmentation-consistency Dice drop vs FP32 <= 0.01 (the "
+    "evaluate judge, trained once on the --calibrate tree and cached). [default: on]",
 )  # fmt: skip
 @click.option(
     "--batch", type=click.IntRange(min=1), default=None,
@@ -64,14 +81,30 @@ def export(
     opset: int | None,
     no_verify: bool,
     as_json: bool,
+    calibrate: Path | None,
+    force: bool,
+    dice_gate: bool,
 ) -> None:
     """Export CHECKPOINT's generator to ONNX and verify it against the torch model.
 
     Verification: ONNX checker, TensorRT op support, I/O signature, dynamic batch, and ONNX
     Runtime vs PyTorch (FP32: max abs error <= 1e-4; FP16: PSNR >= 40 dB).
 
+    INT8 (--out .xml: OpenVINO IR; .onnx: ONNX Runtime): PSNR of INT8 against FP32 on held-out
+    masks >= 35 dB and a segmentation-consistency Dice drop <= 0.01, or nothing is written
+    (unless --force).
+
+    \b
     Example: echogen-trt export runs/exp/best.pt --out model.onnx --precision both
+             echogen-trt export runs/exp/best.pt --out model.int8.xml --precision int8 \
+                 --calibrate data/camus
     """
+    if precision == INT8 or calibrate is not None or force:
+        _export_int8(
+            checkpoint, out, precision, calibrate, force, as_json,
+            fused_io=fused_io, batch=batch, dice_gate=dice_gate,
+        )  # fmt: skip
+        return
     from echogen_trt.export.onnx_export import export_checkpoint
 
     options: dict[str, Any] = {"batch": batch, "fused_io": fused_io, "verify": not no_verify}
@@ -89,3 +122,54 @@ def export(
         click.echo(_describe(result))
         if result.verify is not None:
             click.echo(format_report(result.verify))
+
+
+def _export_int8(
+    checkpoint: Path,
+    out: Path,
+    precision: str | None,
+    calibrate: Path | None,
+    force: bool,
+    as_json: bool,
+    *,
+    fused_io: bool,
+    batch: int | None,
+    dice_gate: bool,
+) -> None:
+    """--precision int8: quantize, gate, write (or refuse and show the report)."""
+    from echogen_trt.errors import ConfigError
+    from echogen_trt.export.int8 import export_int8
+
+    if precision != INT8:
+        raise ConfigError(
+            "--calibrate/--force | only apply to --precision int8. "
+            f"Got --precision {precision or 'fp32'}. Hint: add --precision int8."
+        )
+    if calibrate is None or fused_io or batch is not None:
+        raise ConfigError(
+            "--precision int8 | needs --calibrate DATA and takes no --fused-io or --batch "
+            "(the IR has float io and a dynamic batch). Expected e.g. --calibrate data/camus."
+        )
+    try:
+        gates = []
+        if dice_gate:
+            from echogen_trt.evaluate.dice_gate import dice_drop_gate
+
+            gates.append(dice_drop_gate(calibrate))
+        result = export_int8(checkpoint, out, calibrate=calibrate, force=force, gates=gates)
+    except VerificationFailed as err:
+        report = err.report
+        click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
+        raise
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    kept = ", ".join(result.ignored) or "none"
+    click.echo(
+        f"wrote {result.path}{' (+ .bin)' if result.path.suffix == '.xml' else ''} "
+        f"(int8, {result.n_calibration} calibration masks, "
+        f"FP32 layers: {kept}): {result.size_bytes / 1e6:.2f} MB in {result.seconds:.1f} s"
+    )
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(format_report(result.verify))

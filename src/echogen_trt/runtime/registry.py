@@ -22,6 +22,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "tensorrt": ("echogen_trt.runtime.backends.tensorrt", "TensorRTBackend"),
     "onnxrt": ("echogen_trt.runtime.backends.onnxrt", "OnnxRuntimeBackend"),
     "torch": ("echogen_trt.train.torch_backend", "TorchBackend"),
+    "openvino": ("echogen_trt.runtime.backends.openvino", "OpenVinoBackend"),
 }
 SUFFIX_KIND = {
     ".engine": "tensorrt",
@@ -29,11 +30,18 @@ SUFFIX_KIND = {
     ".onnx": "onnxrt",
     ".pt": "torch",
     ".pth": "torch",
+    ".xml": "openvino",
 }
+# .onnx stays ONNX Runtime's with OpenVINO installed: measured on a 2-core AVX2 EPYC, OpenVINO FP32
+# ran the reference model at 0.96x (batch 1) and 0.89x (batch 8) ORT's speed, every one of 6
+# interleaved rounds below 1.0 (benchmarks/results/cpu-backend-choice-amd-epyc-2c-2026-12-01.json).
+# Backends that also serve another kind's files when named with --backend.
+ALSO_READS = {"openvino": (".onnx",)}
 INSTALL_HINTS = {
     "tensorrt": TRT_INSTALL_HINT,
     "onnxrt": "`pip install onnxruntime` (or onnxruntime-gpu for the CUDA/TensorRT providers).",
     "torch": "`pip install 'echogen-trt[train]'`.",
+    "openvino": "`pip install 'echogen-trt[openvino]'`.",
 }
 # What to do when a file is given to a backend that cannot read it: (suffix kind, asked kind).
 _CONVERT_HINTS = {
@@ -41,6 +49,7 @@ _CONVERT_HINTS = {
     "onnxrt": "build an engine first: `echogen-trt build-engine model.onnx`, or use "
     "--backend onnxrt (it uses ONNX Runtime's TensorRT provider where installed)",
     "tensorrt": "serve the .onnx file the engine was built from with --backend onnxrt",
+    "openvino": "serve it with --backend openvino, or the .onnx file it came from",
 }
 
 
@@ -59,13 +68,17 @@ def resolve_kind(model_path: str | os.PathLike[str], kind: str | None = None) ->
         raise ConfigError(
             f"backend {kind!r} | unknown. Expected one of auto, {', '.join(BACKENDS)}."
         )
-    if by_suffix is not None and by_suffix != kind:
+    if by_suffix is not None and by_suffix != kind and suffix not in ALSO_READS.get(kind, ()):
         raise ConfigError(
             f"model {model_path} | a {suffix} file cannot be served by the {kind} backend. "
-            f"Expected {', '.join(s for s, k in SUFFIX_KIND.items() if k == kind)}. "
+            f"Expected {', '.join([*_suffixes(kind), *ALSO_READS.get(kind, ())])}. "
             f"Hint: {_CONVERT_HINTS[by_suffix]}."
         )
     return kind
+
+
+def _suffixes(kind: str) -> list[str]:
+    return [s for s, k in SUFFIX_KIND.items() if k == kind]
 
 
 def available_backends() -> dict[str, tuple[bool, str]]:
@@ -86,6 +99,10 @@ def backend_availability(kind: str) -> tuple[bool, str]:
         if not has_module("torch"):
             return False, "torch is not installed"
         return True, f"torch {_dist_version('torch')}"
+    if kind == "openvino":
+        if not has_module("openvino"):
+            return False, "openvino is not installed"
+        return True, f"openvino {_dist_version('openvino')}"
     trt = tensorrt_module()
     if trt is None:
         return False, "TensorRT is not installed (or only its type stubs)"

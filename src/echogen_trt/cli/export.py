@@ -137,26 +137,16 @@ def _export_int8(
     dice_gate: bool,
 ) -> None:
     """--precision int8: quantize, gate, write (or refuse and show the report)."""
-    from echogen_trt.errors import ConfigError
-    from echogen_trt.export.int8 import export_int8
+    from echogen_trt.export.int8 import check_int8_options, export_int8
 
-    if precision != INT8:
-        raise ConfigError(
-            "--calibrate/--force | only apply to --precision int8. "
-            f"Got --precision {precision or 'fp32'}. Hint: add --precision int8."
-        )
-    if calibrate is None or fused_io or batch is not None:
-        raise ConfigError(
-            "--precision int8 | needs --calibrate DATA and takes no --fused-io or --batch "
-            "(the IR has float io and a dynamic batch). Expected e.g. --calibrate data/camus."
-        )
+    data = check_int8_options(precision, calibrate, fused_io=fused_io, batch=batch)
     try:
         gates = []
         if dice_gate:
             from echogen_trt.evaluate.dice_gate import dice_drop_gate
 
-            gates.append(dice_drop_gate(calibrate))
-        result = export_int8(checkpoint, out, calibrate=calibrate, force=force, gates=gates)
+            gates.append(dice_drop_gate(data))
+        result = export_int8(checkpoint, out, calibrate=data, force=force, gates=gates)
     except VerificationFailed as err:
         report = err.report
         click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))

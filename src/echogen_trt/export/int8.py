@@ -41,7 +41,7 @@ from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.artifacts.onnx_file import load_model as load_onnx
 from echogen_trt.artifacts.onnx_file import save_model, write_meta
 from echogen_trt.artifacts.openvino_ir import load_model, save_ir, weights_path
-from echogen_trt.artifacts.precision import FP32, INT8
+from echogen_trt.artifacts.precision import EXPORT_DEFAULT, FP32, INT8
 from echogen_trt.errors import BackendUnavailable, ConfigError, ExportError
 from echogen_trt.export.verify import Check, VerificationFailed, VerifyReport
 from echogen_trt.fileio import check_output_path
@@ -203,6 +203,24 @@ def _run(path: Path, x: np.ndarray, kind: str, batch: int = 8) -> np.ndarray:
             backend.infer({name_in: x[i : i + batch]})[name_out] for i in range(0, len(x), batch)
         ]
     return np.concatenate(outs)
+
+
+def check_int8_options(
+    precision: str | None, calibrate: Path | None, *, fused_io: bool, batch: int | None
+) -> Path:
+    """The calibration tree, or ConfigError for `export` options that do not go with INT8 (or
+    INT8-only options given without it), before any work."""
+    if precision != INT8:
+        raise ConfigError(
+            "--calibrate/--force | only apply to --precision int8. "
+            f"Got --precision {precision or EXPORT_DEFAULT}. Hint: add --precision int8."
+        )
+    if calibrate is None or fused_io or batch is not None:
+        raise ConfigError(
+            "--precision int8 | needs --calibrate DATA and takes no --fused-io or --batch "
+            "(the IR has float io and a dynamic batch). Expected e.g. --calibrate data/camus."
+        )
+    return calibrate
 
 
 def psnr_gate(fp32: np.ndarray, int8: np.ndarray, min_psnr_db: float) -> Check:

@@ -94,7 +94,7 @@ def contact_sheet(arrays: dict[str, np.ndarray], path: Path) -> Path:
     """One row per held-out patient: mask | generated | real (| untrained), titled columns."""
     columns = [("mask", "masks"), ("generated", "generated"), ("real", "real")]
     if "untrained" in arrays:
-        columns.append(("untrained model", "untrained"))
+        columns.append(("untrained (flat grey)", "untrained"))
     rows = []
     for i, patient in enumerate(arrays["patients"]):
         colour = PALETTE[arrays["masks"][i]]
@@ -194,6 +194,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "0.9: the saturated apex blob of the reference recipe (target: below 0.1 %).", "",
         _metric_table(doc["metrics"]), "",
         f"![contact sheet]({SHEET})", "",
+        "The untrained column is the training run's initial generator: a near-uniform dark grey "
+        "(its output bias starts at the mean training intensity), the floor the trained model's "
+        "figures are measured against.", "",
         *_evaluation_lines(doc.get("evaluation") or {}),
         "## Latency", "",
     ]  # fmt: skip

@@ -32,9 +32,10 @@ SUFFIX_KIND = {
     ".pth": "torch",
     ".xml": "openvino",
 }
-# .onnx stays ONNX Runtime's with OpenVINO installed: measured on a 2-core AVX2 EPYC, OpenVINO FP32
-# ran the reference model at 0.96x (batch 1) and 0.89x (batch 8) ORT's speed, every one of 6
-# interleaved rounds below 1.0 (benchmarks/results/cpu-backend-choice-amd-epyc-2c-2026-12-01.json).
+# .onnx stays ONNX Runtime's with OpenVINO installed unless `--backend auto` measures: OpenVINO FP32
+# ran the reference model at 0.89-0.96x ORT's speed on an AVX2 EPYC
+# (benchmarks/results/cpu-backend-choice-amd-epyc-2c-2026-12-01.json) but 1.08-1.16x on an AVX-512
+# one: runtime.backend_choice races them on this machine and caches the winner.
 # Backends that also serve another kind's files when named with --backend.
 ALSO_READS = {"openvino": (".onnx",)}
 INSTALL_HINTS = {
@@ -141,10 +142,14 @@ def open_backend(
 ) -> Backend:
     """A backend for `model_path`, constructed but not opened (call `.open()` or use `with`).
 
-    `kind`: None/"auto" (from the suffix), "tensorrt", "onnxrt" or "torch". `opts` go to the
-    backend (e.g. device, providers, threads).
+    `kind`: None (from the suffix), "auto" (measured: runtime.backend_choice), "tensorrt",
+    "onnxrt", "openvino" or "torch". `opts` go to the backend (e.g. device, providers, threads).
     """
     path = Path(model_path)
+    if kind == "auto":  # measured on this machine where two backends can serve the file
+        from echogen_trt.runtime.backend_choice import auto_kind
+
+        kind = auto_kind(path)
     chosen = resolve_kind(path, kind)
     if not path.is_file():
         raise ConfigError(

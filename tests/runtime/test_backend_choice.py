@@ -3,6 +3,7 @@ cache; the registry opens whatever the decision says."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -100,3 +101,28 @@ def test_nothing_to_choose_with_one_backend(
     )
     assert backend_choice.choose_backend(models.onnx, cache_dir=tmp_path) is None
     assert races == [] and not (tmp_path / backend_choice.CACHE_FILE).exists()
+
+
+def test_doctor_shows_the_cached_decision(
+    models: SimpleNamespace, tmp_path: Path, races: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from echogen_trt.cli import cli
+
+    monkeypatch.setenv("ECHOGEN_CACHE", str(tmp_path))
+    model = Path(shutil.copy(models.onnx, tmp_path / "m.onnx"))
+    before = CliRunner().invoke(cli, ["doctor", "--model", str(model)])
+    assert (
+        before.exit_code == 0 and "--backend auto: -: not measured on this machine" in before.output
+    )
+    _, versions, _ = backend_choice.candidates(model)
+    seeded = backend_choice.Choice(
+        "openvino", "measured: openvino 1.0 ms", {"openvino": 1.0, "onnxrt": 2.0},
+        key=backend_choice.choice_key(model, versions), measured_at="2026-12-02T14:00:00+00:00",
+    )  # fmt: skip
+    backend_choice.store_choice(seeded)
+    after = CliRunner().invoke(cli, ["doctor", "--model", str(model), "--json"])
+    auto = json.loads(after.output)["backend"]["auto"]
+    assert auto["decision"] == "openvino" and auto["ms"] == {"openvino": 1.0, "onnxrt": 2.0}
+    assert auto["cached"] and races == []  # doctor reads the cache, never measures

@@ -182,8 +182,8 @@ _RECORD_KEYS = frozenset(
     {
         "batch", "mode", "status", "reason", "iterations", "frames", "total_s", "throughput_fps",
         "latency_batch_ms", "latency_frame_ms", "stages_ms", "achieved_gflops", "ceiling_gflops",
-        "ceiling_fraction", "peak_gops", "peak_fraction", "rounds", "round_spread_pct", "samples_ms", "stage_samples_ms",
-        "warnings",
+        "ceiling_fraction", "peak_gops", "peak_fraction", "rounds", "round_spread_pct",
+        "samples_ms", "stage_samples_ms", "warnings",
     }
 )  # fmt: skip  # what _record adds to a configuration's description
 

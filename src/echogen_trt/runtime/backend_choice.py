@@ -165,9 +165,10 @@ def measure_choice(
         return Choice(kinds[0], "no candidate could run the model; the suffix rule decides")
     best = min(ms, key=lambda k: ms[k])
     others = ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items() if k != best)
+    why = f"measured: {best} {ms[best]:.1f} ms per batch-1 call" + (f" vs {others}" * bool(others))
     return Choice(
         best,
-        f"measured: {best} {ms[best]:.1f} ms per batch-1 call" + (f" vs {others}" if others else ""),
+        why,
         ms,
         {k: len(t) for k, t in times.items()},
         choice_key(model_path, versions),

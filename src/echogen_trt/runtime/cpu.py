@@ -48,7 +48,7 @@ def cpu_flags() -> set[str]:
 
 
 def cpu_vendor() -> str:
-    """"GenuineIntel", "AuthenticAMD", ... from /proc/cpuinfo; "" where unknown."""
+    """ "GenuineIntel", "AuthenticAMD", ... from /proc/cpuinfo; "" where unknown."""
     m = re.search(r"^vendor_id\s*:\s*(\S+)", _cpuinfo(), re.MULTILINE)
     return m.group(1) if m else ""
 

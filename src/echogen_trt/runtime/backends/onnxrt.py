@@ -88,7 +88,8 @@ class OnnxRuntimeBackend(Backend):
 
     Options: `providers` (list of names or aliases tensorrt/cuda/cpu; default: best available),
     `threads` (intra-op threads; default physical cores), `io_binding` (None: on GPU providers),
-    `trt_cache_dir` (TensorRT EP engine cache; default `<model dir>/.ort_trt_cache`).
+    `trt_cache_dir` (TensorRT EP engine cache; default `<model dir>/.ort_trt_cache`), `spin`
+    (False: intra-op threads sleep when idle instead of spinning; default ORT's, spinning).
     """
 
     name = "onnxrt"
@@ -128,6 +129,8 @@ class OnnxRuntimeBackend(Backend):
         options.intra_op_num_threads = int(self.opts.get("threads") or physical_cores())
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: the EP fallback warnings are noise here
+        if self.opts.get("spin") is False:  # idle threads sleep instead of spinning
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return options
 
     def _provider_options(self, provider: str, path: Path) -> dict[str, Any]:

@@ -161,6 +161,7 @@ def _record(
         "iterations": per_batch.n,
         "frames": frames,
         "total_s": timed.total_s,
+        "cpu_s": timed.cpu_s,
         "throughput_fps": fps,
         "latency_batch_ms": per_batch.to_dict(),
         "latency_frame_ms": per_frame.to_dict(),
@@ -170,6 +171,7 @@ def _record(
         "ceiling_fraction": None,
         "peak_gops": None,
         "peak_fraction": None,
+        "peak_fraction_cpu": None,
         "rounds": [{"throughput_fps": fps, "median_frame_ms": per_frame.median}],
         "round_spread_pct": None,
         "samples_ms": list(timed.samples_ms),
@@ -180,10 +182,10 @@ def _record(
 
 _RECORD_KEYS = frozenset(
     {
-        "batch", "mode", "status", "reason", "iterations", "frames", "total_s", "throughput_fps",
-        "latency_batch_ms", "latency_frame_ms", "stages_ms", "achieved_gflops", "ceiling_gflops",
-        "ceiling_fraction", "peak_gops", "peak_fraction", "rounds", "round_spread_pct",
-        "samples_ms", "stage_samples_ms", "warnings",
+        "batch", "mode", "status", "reason", "iterations", "frames", "total_s", "cpu_s",
+        "throughput_fps", "latency_batch_ms", "latency_frame_ms", "stages_ms", "achieved_gflops",
+        "ceiling_gflops", "ceiling_fraction", "peak_gops", "peak_fraction", "peak_fraction_cpu",
+        "rounds", "round_spread_pct", "samples_ms", "stage_samples_ms", "warnings",
     }
 )  # fmt: skip  # what _record adds to a configuration's description
 
@@ -210,6 +212,7 @@ def _merge(group: list[dict[str, Any]], config: BenchConfig) -> dict[str, Any]:
             k: [v for r in ok for v in r["stage_samples_ms"].get(k, [])]
             for k in first["stage_samples_ms"]
         },
+        sum(r.get("cpu_s", 0.0) for r in ok),
     )
     info = {k: v for k, v in first.items() if k not in _RECORD_KEYS}
     merged = _record(info, first["batch"], first["mode"], timed, config)
@@ -353,6 +356,9 @@ def add_peaks(report: BenchReport, ok: list[dict[str, Any]], config: BenchConfig
         if r["device"] == "cpu" and limit and r["achieved_gflops"]:
             r["peak_gops"] = limit.gops
             r["peak_fraction"] = r["achieved_gflops"] / limit.gops
+            if r.get("cpu_s"):  # the same work per CPU-second of one core: unmoved by the load
+                per_cpu_s = r["gflop_per_frame"] * r["frames"] / r["cpu_s"]
+                r["peak_fraction_cpu"] = per_cpu_s / (limit.gops / limit.threads)
 
 
 def _load_warning(env: dict[str, Any]) -> str | None:

@@ -22,15 +22,17 @@ def _backend_choice(model: str) -> dict[str, Any]:
 def _auto(model: str) -> dict[str, Any]:
     from pathlib import Path
 
-    from echogen_trt.runtime import backend_choice
+    from echogen_trt.runtime import backend_choice, registry
 
     path = Path(model)
     if not path.is_file():
         return {"decision": None, "why": "file not found"}
-    kinds, _, why_not = backend_choice.candidates(path)
+    kinds, _, why_not = backend_choice.candidates(path, registry.backend_availability)
     if why_not:
         return {"decision": kinds[0] if kinds else None, "why": why_not}
-    found = backend_choice.choose_backend(path, measure=False)
+    found = backend_choice.choose_backend(
+        path, registry.backend_availability, registry.backend_class, measure=False
+    )
     if found is None:
         return {
             "decision": None,

@@ -20,6 +20,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ CANDIDATES = {".onnx": ("onnxrt", "openvino")}  # suffix -> backends that can se
 MEASURE_SECONDS = 2.0
 MIN_CALLS = 3
 MAX_ENTRIES = 200  # oldest decisions dropped beyond this
+# The registry's functions, passed in (the registry imports this module, not the reverse):
+Availability = Callable[[str], tuple[bool, str]]  # kind -> (usable, "name version (...)")
+BackendClass = Callable[[str], Any]  # kind -> Backend subclass
 
 
 @dataclass
@@ -126,11 +130,11 @@ def _feeds(backend: Any) -> dict[str, np.ndarray]:
     return out
 
 
-def race(model_path: Path, kinds: tuple[str, ...], seconds: float) -> dict[str, list[float]]:
+def race(
+    model_path: Path, kinds: tuple[str, ...], seconds: float, backend_class: BackendClass
+) -> dict[str, list[float]]:
     """ms per call of each backend in `kinds`, calls alternating until `seconds` have passed
     (and each has MIN_CALLS). A backend that fails to open or run drops out."""
-    from echogen_trt.runtime.registry import backend_class
-
     opened = {}
     try:
         for kind in kinds:
@@ -156,10 +160,14 @@ def race(model_path: Path, kinds: tuple[str, ...], seconds: float) -> dict[str, 
 
 
 def measure_choice(
-    model_path: Path, kinds: tuple[str, ...], versions: dict[str, str], seconds: float
+    model_path: Path,
+    kinds: tuple[str, ...],
+    versions: dict[str, str],
+    seconds: float,
+    backend_class: BackendClass,
 ) -> Choice:
     """Race `kinds` on `model_path` and name the fastest (by median ms per call)."""
-    times = race(model_path, kinds, seconds)
+    times = race(model_path, kinds, seconds, backend_class)
     ms = {kind: float(np.median(t)) for kind, t in times.items() if t}
     if not ms:
         return Choice(kinds[0], "no candidate could run the model; the suffix rule decides")
@@ -177,10 +185,10 @@ def measure_choice(
     )
 
 
-def candidates(model_path: Path) -> tuple[tuple[str, ...], dict[str, str], str]:
+def candidates(
+    model_path: Path, backend_availability: Availability
+) -> tuple[tuple[str, ...], dict[str, str], str]:
     """(usable candidate kinds, their versions, why no race) for a model file."""
-    from echogen_trt.runtime.registry import backend_availability
-
     kinds = CANDIDATES.get(model_path.suffix.lower(), ())
     usable = {k: backend_availability(k) for k in kinds}
     ok = tuple(k for k in kinds if usable[k][0])
@@ -194,6 +202,8 @@ def candidates(model_path: Path) -> tuple[tuple[str, ...], dict[str, str], str]:
 
 def choose_backend(
     model_path: str | os.PathLike[str],
+    availability: Availability,
+    backend_class: BackendClass,
     *,
     cache_dir: Path | None = None,
     seconds: float = MEASURE_SECONDS,
@@ -203,22 +213,25 @@ def choose_backend(
     choose (one candidate; the suffix rule applies). With `measure=False` only the cache is
     read (doctor)."""
     path = Path(model_path)
-    kinds, versions, why_not = candidates(path)
+    kinds, versions, why_not = candidates(path, availability)
     if why_not:
         log.debug("backend auto | %s: %s", path, why_not)
         return None
     found = cached_choice(path, versions, cache_dir)
     if found is not None or not measure:
         return found
-    choice = measure_choice(path, kinds, versions, seconds)
+    choice = measure_choice(path, kinds, versions, seconds, backend_class)
     log.info("backend auto | %s: %s", path.name, choice.why)
     if choice.key:
         store_choice(choice, cache_dir)
     return choice
 
 
-def auto_kind(model_path: str | os.PathLike[str]) -> str | None:
+def auto_kind(
+    model_path: str | os.PathLike[str], availability: Availability, backend_class: BackendClass
+) -> str | None:
     """The kind `--backend auto` runs `model_path` on, or None for the suffix rule (the
     registry's one call into this module)."""
-    choice = choose_backend(model_path) if Path(model_path).is_file() else None
+    path = Path(model_path)
+    choice = choose_backend(path, availability, backend_class) if path.is_file() else None
     return choice.kind if choice else None

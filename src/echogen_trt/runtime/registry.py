@@ -149,7 +149,7 @@ def open_backend(
     if kind == "auto":  # measured on this machine where two backends can serve the file
         from echogen_trt.runtime.backend_choice import auto_kind
 
-        kind = auto_kind(path)
+        kind = auto_kind(path, backend_availability, backend_class)
     chosen = resolve_kind(path, kind)
     if not path.is_file():
         raise ConfigError(

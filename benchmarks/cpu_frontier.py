@@ -146,7 +146,7 @@ def thread_study(models: dict[str, str], seconds: float) -> list[dict[str, Any]]
     from echogen_trt.runtime.registry import open_backend
 
     cores = physical_cores()
-    variants = {
+    variants: dict[str, tuple[str, str, dict[str, Any]]] = {
         "onnxrt fp32, 1 thread": (models["fp32"], "onnxrt", {"threads": 1}),
         f"onnxrt fp32, {cores} threads (default)": (models["fp32"], "onnxrt", {}),
         f"onnxrt fp32, {cores} threads, no spinning": (models["fp32"], "onnxrt", {"spin": False}),

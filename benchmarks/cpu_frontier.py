@@ -148,7 +148,7 @@ def thread_study(models: dict[str, str], seconds: float) -> list[dict[str, Any]]
     cores = physical_cores()
     variants: dict[str, tuple[str, str, dict[str, Any]]] = {
         "onnxrt fp32, 1 thread": (models["fp32"], "onnxrt", {"threads": 1}),
-        f"onnxrt fp32, {cores} threads (default)": (models["fp32"], "onnxrt", {}),
+        f"onnxrt fp32, {cores} threads, spinning": (models["fp32"], "onnxrt", {"spin": True}),
         f"onnxrt fp32, {cores} threads, no spinning": (models["fp32"], "onnxrt", {"spin": False}),
         "openvino fp32 (default threads)": (models["fp32"], "openvino", {}),
         "openvino fp32, 1 thread": (models["fp32"], "openvino", {"threads": 1}),

@@ -15,8 +15,8 @@ say how far a model is from the machine's limit. This module measures that limit
   width; rates are per CPU-second of each thread (`time.thread_time`), so other processes on a
   shared machine slow the wall clock, not the figure.
 
-The FP32 kernel reaches 97-101% of the theoretical figure on a Xeon with AMX (2 vCPUs, load 6-9;
-benchmarks/results/cpu-frontier-*.md). Only x86-64 is covered; elsewhere, or without a C compiler,
+The FP32 kernel reaches 98-101% of the theoretical figure on a Xeon with AMX (2 vCPUs, load 6 to
+19; benchmarks/results/cpu-frontier-*.md), VNNI 96-99%, AMX 85-89%. Only x86-64 is covered; elsewhere, or without a C compiler,
 `measure_peaks` raises BackendUnavailable and bench keeps its GEMM ceiling alone.
 """
 

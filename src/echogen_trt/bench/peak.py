@@ -16,8 +16,9 @@ say how far a model is from the machine's limit. This module measures that limit
   shared machine slow the wall clock, not the figure.
 
 The FP32 kernel reaches 98-101% of the theoretical figure on a Xeon with AMX (2 vCPUs, load 6 to
-19; benchmarks/results/cpu-frontier-*.md), VNNI 96-99%, AMX 85-89%. Only x86-64 is covered; elsewhere, or without a C compiler,
-`measure_peaks` raises BackendUnavailable and bench keeps its GEMM ceiling alone.
+19; benchmarks/results/cpu-frontier-*.md), VNNI 96-99%, AMX 85-89%. Only x86-64 is covered;
+elsewhere, or without a C compiler, `measure_peaks` raises BackendUnavailable and bench keeps its
+GEMM ceiling alone.
 """
 
 from __future__ import annotations

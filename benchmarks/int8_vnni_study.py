@@ -51,9 +51,9 @@ def accuracy(ckpt: Path, data: Path, work: Path) -> list[dict[str, Any]]:
 def speed(reference: Path, data: Path, work: Path, seconds: float) -> list[dict[str, Any]]:
     paths = {}
     for i, (name, recipe) in enumerate(RECIPES.items()):
-        paths[name] = export_int8(
-            reference, work / f"ref{i}.xml", calibrate=data, recipe=recipe, force=True
-        ).path
+        paths[name] = work / f"ref{i}.xml"
+        if not paths[name].exists():  # a --work folder keeps an earlier run's IRs
+            export_int8(reference, paths[name], calibrate=data, recipe=recipe, force=True)
     opened = {name: open_backend(p).open() for name, p in paths.items()}
     x = np.random.default_rng(0).uniform(0, 3, (1, 1, 256, 256)).astype(np.float32)
     times: dict[str, list[float]] = {name: [] for name in opened}
@@ -85,13 +85,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calib", type=Path, required=True)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--work", type=Path, help="folder for the IRs (default: temporary)")
     args = parser.parse_args(argv)
     flags = sorted(f for f in cpu_flags() if "vnni" in f or f.startswith("amx"))
     with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         result = {
             "cpu_flags": flags,
-            "accuracy": accuracy(args.trained, args.data, Path(tmp)),
-            "speed": speed(args.reference, args.calib, Path(tmp), args.seconds),
+            "load_before": [round(v, 2) for v in os.getloadavg()],
+            "accuracy": accuracy(args.trained, args.data, work),
+            "speed": speed(args.reference, args.calib, work, args.seconds),
         }
     text = json.dumps(result, indent=2)
     if args.out:

@@ -13,8 +13,11 @@ products (AVX2/AVX-512 `vpmaddubsw`) add pairs of u8*s8 products in saturating i
 overflow fix (weights quantized to 7 bits in the first layers) is on; the MIXED preset
 (asymmetric activations: after LeakyReLU/ReLU and BatchNorm they are not centred on zero); and
 the last up-convolution and the output convolution (1 channel each, a negligible share of the
-FLOPs, but every output pixel goes through them) stay FP32. Measured figures: README, "INT8 on
-the CPU"; export/int8 tests cover the gate.
+FLOPs, but every output pixel goes through them) stay FP32. On a Xeon with VNNI and AMX, 8-bit
+weights (overflow fix off) gave no PSNR gain (43.2 vs 43.5 dB) at the same speed
+(benchmarks/int8_vnni_study.py), so the recipe is the same on every CPU; the exported model's
+metadata records it (`int8_record`). Measured figures: README, "INT8 on the CPU"; export/int8 tests
+cover the gate.
 
 The `.onnx` path (export.ort_int8) calibrates and gates the same way; the FP32 reference and the
 candidate then run on ONNX Runtime. nncf and openvino are imported inside the functions (extras

@@ -5,11 +5,11 @@ with a PyTorch eager baseline and the machine's GEMM ceiling. A thin layer over
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from echogen_trt.fileio import write_text_atomic
+from echogen_trt.artifacts.model_files import model_files
+from echogen_trt.fileio import check_outputs, write_text_atomic
 
 
 @click.command("bench")
@@ -102,6 +102,9 @@ def bench(
     from echogen_trt.bench.report import format_report
     from echogen_trt.bench.runner import run_benchmark
 
+    inputs = {k: v for model in models for k, v in model_files(model).items()}
+    json_file = json_path if json_path != "-" else None
+    check_outputs({"--json": json_file, "--plot": plot_path}, inputs=inputs)  # before the timing
     if plot_path:
         plot_mod._pyplot()  # fail before minutes of timing, not after
     config = config_from_options(
@@ -112,7 +115,6 @@ def bench(
     )  # fmt: skip
     report = run_benchmark(list(models), config).to_dict()
     if json_path and json_path != "-":
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
     if json_path == "-":
         click.echo(json.dumps(report, indent=2, default=str))

@@ -37,14 +37,16 @@ from typing import Any
 
 import numpy as np
 
+from echogen_trt.artifacts.model_files import model_files
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.artifacts.onnx_file import load_model as load_onnx
 from echogen_trt.artifacts.onnx_file import save_model, write_meta
 from echogen_trt.artifacts.openvino_ir import load_model, save_ir, weights_path
 from echogen_trt.artifacts.precision import EXPORT_DEFAULT, FP32, INT8
+from echogen_trt.data.splits import check_disjoint
 from echogen_trt.errors import BackendUnavailable, ConfigError, ExportError
 from echogen_trt.export.verify import Check, VerificationFailed, VerifyReport
-from echogen_trt.fileio import check_output_path
+from echogen_trt.fileio import check_output_path, check_outputs
 from echogen_trt.metrics import psnr_db
 from echogen_trt.runtime.registry import open_backend
 
@@ -177,18 +179,19 @@ def masks_from_tree(
     view: str = "4CH",
     phases: Sequence[str] = ("ED", "ES"),
     split_source: str = "auto",
-) -> np.ndarray:
-    """uint8 (N, H, W) masks of one split of a CAMUS-layout tree, unkept labels zeroed."""
+) -> tuple[np.ndarray, list[str]]:
+    """(uint8 (N, H, W) masks, their patients) of one split of a CAMUS-layout tree, unkept
+    labels zeroed."""
     from echogen_trt.data.dataset import load_pairs
 
     sets = [
         load_pairs(
             Path(root), experiment=experiment, split=split, view=view, phase=phase,
             size=size, split_source=split_source,
-        ).masks
+        )
         for phase in phases
     ]  # fmt: skip
-    return np.concatenate(sets)
+    return np.concatenate([s.masks for s in sets]), sorted({p for s in sets for p in s.patients})
 
 
 def _inputs(masks: np.ndarray) -> np.ndarray:
@@ -271,6 +274,8 @@ def export_int8(
     recipe = (recipe or Int8Recipe()).check()
     out = Path(out_path)
     check_output_path(out, inputs=[ckpt_path], suffixes=(".xml", ".onnx"), what="INT8 output")
+    inputs = {f"checkpoint {ckpt_path}": ckpt_path, f"--calibrate {calibrate}": calibrate}
+    check_outputs(model_files(out, "INT8 output"), inputs=inputs)  # the .bin too
     ir = out.suffix.lower() == ".xml"
     if ir:
         require_nncf()
@@ -330,10 +335,13 @@ def _mask_sets(
     size = tuple(meta.input_size)
     if root is not None:
         kwargs: dict[str, Any] = {"experiment": meta.experiment, "size": size}
+        fit: list[str] = []
+        judge: list[str] = []
         if calibration is None:
-            calibration = masks_from_tree(root, "train", split_source=split_source, **kwargs)
+            calibration, fit = masks_from_tree(root, "train", split_source=split_source, **kwargs)
         if heldout is None:
-            heldout = masks_from_tree(root, "test", split_source=split_source, **kwargs)
+            heldout, judge = masks_from_tree(root, "test", split_source=split_source, **kwargs)
+        check_disjoint(("calibration", fit), ("held-out", judge), f"--calibrate {root}")
     if calibration is None or heldout is None:
         raise ConfigError(
             "int8 export | no masks to calibrate on. Expected --calibrate DATA, a CAMUS-layout "

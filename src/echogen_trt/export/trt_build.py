@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from echogen_trt import __version__
 from echogen_trt.artifacts import cuda_mem
 from echogen_trt.artifacts import provenance as pv
+from echogen_trt.artifacts.model_files import model_files
 from echogen_trt.artifacts.precision import FP32
 from echogen_trt.artifacts.trt_api import shared_logger, trt_errors, trt_version
 from echogen_trt.errors import EngineBuildError
@@ -34,7 +35,7 @@ from echogen_trt.export.trt_version_policy import (
     require_dla,
     typing_plan,
 )
-from echogen_trt.fileio import check_distinct, check_output_path, write_bytes_atomic
+from echogen_trt.fileio import check_distinct, check_output_path, check_outputs, write_bytes_atomic
 from echogen_trt.runtime import availability
 
 if TYPE_CHECKING:
@@ -214,6 +215,7 @@ def build_engine(
                    what="--timing-cache")  # fmt: skip
     info = read_onnx(onnx_path)
     check_output_path(engine_path, inputs=[info.path], suffixes=(".engine", ".plan"), what="engine")
+    check_outputs(model_files(engine_path, "engine"), inputs={f"ONNX {info.path}": info.path})
     trt = trt if trt is not None else availability.require_tensorrt()
     cuda = cuda if cuda is not None else cuda_mem.get_cuda_api()
     gpu = cuda_mem.require_device(cuda, device)

@@ -16,6 +16,8 @@ import hashlib
 import logging
 import os
 import re
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -340,3 +342,35 @@ def exclusive_folder(folder: str | os.PathLike[str], what: str) -> Iterator[None
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def locked_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Iterator[Path]:
+    """A temporary folder in `parent` (staging beside the outputs, so the final move is a
+    rename), locked while in use and removed on exit. First deletes the `prefix` folders a
+    killed run left there (unlocked ones only: a concurrent run's folder is kept)."""
+    remove_stale_dirs(parent, prefix)
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as tmp:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            _lock(fd)
+            yield Path(tmp)
+        finally:
+            os.close(fd)
+
+
+def remove_stale_dirs(parent: str | os.PathLike[str], prefix: str) -> list[Path]:
+    """Delete the `locked_temp_dir` folders named `prefix*` in `parent` whose run is dead."""
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        ours = entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False)
+        if ours and _is_stale(entry.path):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d temporary folder(s) of an interrupted run in %s", len(removed), parent)
+    return removed

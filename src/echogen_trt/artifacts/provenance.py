@@ -373,6 +373,7 @@ def _refuse(source: str, key: str, expected: str, got: object) -> NoReturn:
     shown = repr(got)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     raise EngineMismatch(
-        f"{source} | provenance key {key!r}: expected {expected}, got {shown}. Hint: the file "
-        "was altered or truncated; rebuild the engine with `echogen-trt build-engine`."
+        f"{source} | incomplete or corrupt provenance: key {key!r} expected {expected}, got "
+        f"{shown}. Hint: the file was altered or truncated; rebuild the engine with "
+        "`echogen-trt build-engine`."
     )

@@ -107,6 +107,8 @@ def format_summary(s: GenerateSummary) -> str:
             f"{s.backend}{where}: {s.ms_per_frame:.2f} ms/frame end to end, {compute} ms/frame "
             f"compute, model loaded in {s.load_s:.2f} s"
         )
+    if s.stopped:
+        lines.append(f"stopped early: {s.stopped}")
     if s.failed:
         lines.append("failed:")
         for path, reason in s.failed:  # one line each, whatever the file name holds

@@ -16,6 +16,7 @@ from echogen_trt.evaluate import cache
 from echogen_trt.evaluate.protocol import EvalConfig, evaluate_generator
 from echogen_trt.evaluate.report import REPORT_FILES, json_text, write_report
 from echogen_trt.fileio import check_outputs, sha256_file, write_text_atomic
+from echogen_trt.option_values import check_seed
 from echogen_trt.runtime.mask_to_echo import MaskToEcho
 
 
@@ -57,6 +58,8 @@ def run_evaluation(
     `json_out`, the summary as JSON to that file. Returns the summary dict (JSON-ready).
     """
     _check_outputs(data_root, model_path, out_dir, json_out)
+    if seed is not None:
+        check_seed(seed)
     cfg = config or EvalConfig()
     cfg = replace(
         cfg, split=split if split is not None else cfg.split,

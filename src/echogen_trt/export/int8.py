@@ -28,7 +28,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -46,7 +45,7 @@ from echogen_trt.artifacts.precision import EXPORT_DEFAULT, FP32, INT8
 from echogen_trt.data.splits import check_disjoint
 from echogen_trt.errors import BackendUnavailable, ConfigError, ExportError
 from echogen_trt.export.verify import Check, VerificationFailed, VerifyReport
-from echogen_trt.fileio import check_output_path, check_outputs
+from echogen_trt.fileio import check_output_path, check_outputs, locked_temp_dir
 from echogen_trt.metrics import psnr_db
 from echogen_trt.runtime.registry import open_backend
 
@@ -280,7 +279,7 @@ def export_int8(
     if ir:
         require_nncf()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".int8-", dir=out.parent) as tmp:
+    with locked_temp_dir(out.parent, ".int8-") as tmp:  # also removes a killed run's folder
         fp32_onnx = Path(tmp) / "fp32.onnx"
         [fp32] = export_checkpoint(ckpt_path, fp32_onnx, precision=FP32)
         meta = fp32.meta

@@ -1,4 +1,4 @@
-"""Which model wrote a `generate --out` folder, kept there as `.echogen-generate.json`.
+"""Which model wrote a `generate --out` folder, kept there as `echogen-generate.json`.
 
 Without it, two runs with different models into one --out both report success and one run's
 frames silently replace the other's (or, with --skip-existing, the folder mixes both models).
@@ -16,7 +16,7 @@ from echogen_trt import __version__
 from echogen_trt.errors import ConfigError
 from echogen_trt.fileio import sha256_file, show_path, write_text_atomic
 
-NAME = ".echogen-generate.json"
+NAME = "echogen-generate.json"
 _HINT = (
     "Hint: choose another --out, or pass --replace-model to let this model's frames replace them"
 )

@@ -9,6 +9,7 @@ Frames are written atomically, so an interrupted run leaves only whole frames an
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -68,6 +69,7 @@ class GenerateSummary:
     elapsed_s: float = 0.0
     load_s: float = 0.0  # opening the model (not in ms_per_frame)
     detail: str = ""  # e.g. the ONNX Runtime providers in use
+    stopped: str = ""  # why the run stopped before the end (a full disk), with how to resume
 
     @property
     def ok(self) -> bool:
@@ -299,7 +301,7 @@ class _Run:
         todo = iter(jobs)
         batch: list[tuple[Job, _Loaded]] = []
         frames = 0
-        while True:
+        while not self.summary.stopped:
             while len(pending) < prefetch and (job := next(todo, None)) is not None:
                 pending.append((job, readers.submit(self._read, job)))
             if not pending:
@@ -368,3 +370,18 @@ class _Run:
         self.summary.failed.append(entry)
         self.failed_here.append(entry)
         self.bar.update(1)
+        if _out_of_space(err) and not self.summary.stopped:  # every later frame would fail too
+            self.summary.stopped = (
+                "the disk is full, so the run stopped after the first frame that could not be "
+                "written. Hint: free space (or choose another --out), then rerun the same "
+                "command with --skip-existing to resume"
+            )
+            log.error("stopped: %s", self.summary.stopped)
+
+
+def _out_of_space(err: BaseException) -> bool:
+    """Whether `err` (or the OSError behind an OutputError) is a full disk or quota."""
+    for cause in (err, err.__cause__):
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+    return False

@@ -297,15 +297,15 @@ def _check_output(what: str, out: Path, inputs: dict[str, Path], kind: str) -> N
         raise OutputError(f"{what} {shown} | is a file. Expected a folder. Hint: choose another.")
     target = out.resolve()
     for role, source in inputs.items():
-        if _same_file(out, source):
-            raise ConfigError(
-                f"{what} {shown} | is also the {role}; writing it would destroy that input. "
-                f"Expected a separate path. Hint: choose another {what}."
-            )
         if source.is_dir() and target.is_relative_to(source.resolve()):
             raise ConfigError(
                 f"{what} {shown} | lies inside the {role} {show_path(source)}; outputs never go "
                 f"into an input. Expected a path outside it. Hint: choose another {what}."
+            )
+        if _same_file(out, source):
+            raise ConfigError(
+                f"{what} {shown} | is also the {role}; writing it would destroy that input. "
+                f"Expected a separate path. Hint: choose another {what}."
             )
 
 

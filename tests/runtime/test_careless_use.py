@@ -227,3 +227,24 @@ def _frame_fd(fd: int) -> bool:
     return os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp") and ".png." in os.readlink(
         f"/proc/self/fd/{fd}"
     )
+
+
+def test_no_vendor_telemetry_files_under_home(tmp_path: Path) -> None:
+    """ONNX Runtime's device id and OpenVINO's analytics client id are not written to $HOME."""
+    import subprocess
+    import sys
+
+    model = toy_model(tmp_path / "m.onnx")
+    home = tmp_path / "home"
+    home.mkdir()
+    code = (
+        "import echogen_trt, onnxruntime as ort, sys\n"
+        f"ort.InferenceSession({str(model)!r}, providers=['CPUExecutionProvider'])\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('openvino'):\n"
+        "    import openvino as ov\n"
+        f"    ov.Core().read_model({str(model)!r})\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORT_", "ECHOGEN_"))}
+    subprocess.run([sys.executable, "-c", code], env={**env, "HOME": str(home)}, check=True)
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file()) == []

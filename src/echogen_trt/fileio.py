@@ -278,20 +278,20 @@ def check_outputs(
     (a dataset), a folder where a file goes or a file where a folder goes. None is skipped.
     """
     given = {role: Path(p) for role, p in inputs.items() if p is not None}
-    for what, path in files.items():
-        if path is not None:
-            _check_output(what, Path(path), given, "a file")
     for what, path in (folders or {}).items():
         if path is not None:
             _check_output(what, Path(path), given, "a folder")
+    for what, path in files.items():
+        if path is not None:
+            _check_output(what, Path(path), given, "a file")
 
 
 def _check_output(what: str, out: Path, inputs: dict[str, Path], kind: str) -> None:
     shown = show_path(out)
     if kind == "a file" and out.is_dir():
         raise OutputError(
-            f"{what} {shown} | is a folder. Expected a file path. Hint: name a file, e.g. "
-            f"{show_path(out / 'out' if not out.suffix else out.with_name('out' + out.suffix))}."
+            f"{what} {shown} | is a folder. Expected a file path (or nothing) there. Hint: move "
+            "that folder away, or choose another output name."
         )
     if kind == "a folder" and out.exists() and not out.is_dir():
         raise OutputError(f"{what} {shown} | is a file. Expected a folder. Hint: choose another.")
@@ -300,12 +300,12 @@ def _check_output(what: str, out: Path, inputs: dict[str, Path], kind: str) -> N
         if source.is_dir() and target.is_relative_to(source.resolve()):
             raise ConfigError(
                 f"{what} {shown} | lies inside the {role} {show_path(source)}; outputs never go "
-                f"into an input. Expected a path outside it. Hint: choose another {what}."
+                f"into an input. Expected a path outside it. Hint: choose another {what} path."
             )
         if _same_file(out, source):
             raise ConfigError(
                 f"{what} {shown} | is also the {role}; writing it would destroy that input. "
-                f"Expected a separate path. Hint: choose another {what}."
+                f"Expected a separate path. Hint: choose another {what} path."
             )
 
 

@@ -19,10 +19,10 @@ ENGINE_SUFFIXES = (".engine", ".plan")
 def model_files(path: str | os.PathLike[str], role: str = "model") -> dict[str, Path]:
     """{role: path} of the model file and its siblings: `--model m.xml` -> m.xml and m.bin."""
     model = Path(path)
-    files = {f"{role} {model}": model}
+    files = {role: model}
     suffix = model.suffix.lower()
     if suffix == IR_SUFFIX:
-        files[f"{role} weights {weights_path(model)}"] = weights_path(model)
+        files[f"{role} weights"] = weights_path(model)
     elif suffix in ENGINE_SUFFIXES:
-        files[f"{role} provenance {provenance_path(model)}"] = provenance_path(model)
+        files[f"{role} provenance"] = provenance_path(model)
     return files

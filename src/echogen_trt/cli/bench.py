@@ -102,7 +102,7 @@ def bench(
     from echogen_trt.bench.report import format_report
     from echogen_trt.bench.runner import run_benchmark
 
-    inputs = {k: v for model in models for k, v in model_files(model).items()}
+    inputs = {f"{k} {v}": v for m in models for k, v in model_files(m).items()}
     json_file = json_path if json_path != "-" else None
     check_outputs({"--json": json_file, "--plot": plot_path}, inputs=inputs)  # before the timing
     if plot_path:

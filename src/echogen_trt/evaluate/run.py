@@ -92,11 +92,9 @@ def _check_outputs(
 ) -> None:
     """Before any work: --json and the report's files are neither the model (nor its siblings)
     nor inside the dataset (`evaluate --report DATA` would write into the tree)."""
-    report = (
-        {} if out_dir is None else {f"--report file {n}": Path(out_dir) / n for n in REPORT_FILES}
-    )
+    report = {} if out_dir is None else {f"--report's {n}": Path(out_dir) / n for n in REPORT_FILES}
     check_outputs(
         {"--json": json_out, **report},
-        inputs={**model_files(model), f"dataset {data_root}": data_root},
+        inputs={**{f"{k} {v}": v for k, v in model_files(model).items()}, "dataset": data_root},
         folders={"--report": out_dir},
     )

@@ -273,7 +273,7 @@ def export_int8(
     recipe = (recipe or Int8Recipe()).check()
     out = Path(out_path)
     check_output_path(out, inputs=[ckpt_path], suffixes=(".xml", ".onnx"), what="INT8 output")
-    inputs = {f"checkpoint {ckpt_path}": ckpt_path, f"--calibrate {calibrate}": calibrate}
+    inputs = {f"checkpoint {ckpt_path}": ckpt_path, f"--calibrate tree {calibrate}": calibrate}
     check_outputs(model_files(out, "INT8 output"), inputs=inputs)  # the .bin too
     ir = out.suffix.lower() == ".xml"
     if ir:

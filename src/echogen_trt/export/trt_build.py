@@ -215,7 +215,7 @@ def build_engine(
                    what="--timing-cache")  # fmt: skip
     info = read_onnx(onnx_path)
     check_output_path(engine_path, inputs=[info.path], suffixes=(".engine", ".plan"), what="engine")
-    check_outputs(model_files(engine_path, "engine"), inputs={f"ONNX {info.path}": info.path})
+    check_outputs(model_files(engine_path, "engine"), inputs={f"ONNX input {info.path}": info.path})
     trt = trt if trt is not None else availability.require_tensorrt()
     cuda = cuda if cuda is not None else cuda_mem.get_cuda_api()
     gpu = cuda_mem.require_device(cuda, device)

@@ -178,9 +178,25 @@ def masks_from_tree(
     view: str = "4CH",
     phases: Sequence[str] = ("ED", "ES"),
     split_source: str = "auto",
+) -> np.ndarray:
+    """uint8 (N, H, W) masks of one split of a CAMUS-layout tree, unkept labels zeroed."""
+    return split_masks(
+        root, split, experiment=experiment, size=size, view=view, phases=phases,
+        split_source=split_source,
+    )[0]  # fmt: skip
+
+
+def split_masks(
+    root: str | os.PathLike[str],
+    split: str,
+    *,
+    experiment: str,
+    size: tuple[int, int],
+    view: str = "4CH",
+    phases: Sequence[str] = ("ED", "ES"),
+    split_source: str = "auto",
 ) -> tuple[np.ndarray, list[str]]:
-    """(uint8 (N, H, W) masks, their patients) of one split of a CAMUS-layout tree, unkept
-    labels zeroed."""
+    """`masks_from_tree`'s masks and the patients they come from (for the disjointness check)."""
     from echogen_trt.data.dataset import load_pairs
 
     sets = [
@@ -337,9 +353,9 @@ def _mask_sets(
         fit: list[str] = []
         judge: list[str] = []
         if calibration is None:
-            calibration, fit = masks_from_tree(root, "train", split_source=split_source, **kwargs)
+            calibration, fit = split_masks(root, "train", split_source=split_source, **kwargs)
         if heldout is None:
-            heldout, judge = masks_from_tree(root, "test", split_source=split_source, **kwargs)
+            heldout, judge = split_masks(root, "test", split_source=split_source, **kwargs)
         check_disjoint(("calibration", fit), ("held-out", judge), f"--calibrate {root}")
     if calibration is None or heldout is None:
         raise ConfigError(

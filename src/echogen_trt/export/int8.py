@@ -169,21 +169,10 @@ def quantize(model: Any, calibration: np.ndarray, recipe: Int8Recipe) -> tuple[A
     return quantized, ignored
 
 
-def masks_from_tree(
-    root: str | os.PathLike[str],
-    split: str,
-    *,
-    experiment: str,
-    size: tuple[int, int],
-    view: str = "4CH",
-    phases: Sequence[str] = ("ED", "ES"),
-    split_source: str = "auto",
-) -> np.ndarray:
-    """uint8 (N, H, W) masks of one split of a CAMUS-layout tree, unkept labels zeroed."""
-    return split_masks(
-        root, split, experiment=experiment, size=size, view=view, phases=phases,
-        split_source=split_source,
-    )[0]  # fmt: skip
+def masks_from_tree(root: str | os.PathLike[str], split: str, **options: Any) -> np.ndarray:
+    """uint8 (N, H, W) masks of one split of a CAMUS-layout tree, unkept labels zeroed
+    (`split_masks`' options: experiment, size, view, phases, split_source)."""
+    return split_masks(root, split, **options)[0]
 
 
 def split_masks(
@@ -196,7 +185,8 @@ def split_masks(
     phases: Sequence[str] = ("ED", "ES"),
     split_source: str = "auto",
 ) -> tuple[np.ndarray, list[str]]:
-    """`masks_from_tree`'s masks and the patients they come from (for the disjointness check)."""
+    """(uint8 (N, H, W) masks of one split, unkept labels zeroed, their patients): the patients
+    let the caller check that calibration and held-out sets are disjoint."""
     from echogen_trt.data.dataset import load_pairs
 
     sets = [

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from echogen_trt.artifacts import cuda_mem
+from echogen_trt.runtime.gpu import cuda_mem
 from echogen_trt.cli import cli, main
 from echogen_trt.errors import BackendUnavailable
 from echogen_trt.runtime import availability

@@ -16,7 +16,7 @@ import pytest
 from runtime_helpers import SIZE, labels_mask
 
 from echogen_trt.artifacts import provenance as pv
-from echogen_trt.artifacts.cuda_mem import CudaError, DeviceInfo
+from echogen_trt.runtime.gpu.cuda_mem import CudaError, DeviceInfo
 from echogen_trt.errors import (
     BackendUnavailable,
     ConfigError,

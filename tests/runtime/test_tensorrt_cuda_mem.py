@@ -17,8 +17,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from echogen_trt.artifacts import cuda_mem
-from echogen_trt.artifacts.cuda_mem import CudaError, CudaPythonApi, PyCudaApi, cuda_call
+from echogen_trt.runtime.gpu import cuda_mem
+from echogen_trt.runtime.gpu.cuda_mem import CudaError, CudaPythonApi, PyCudaApi, cuda_call
 from echogen_trt.errors import BackendUnavailable
 
 

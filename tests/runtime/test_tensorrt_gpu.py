@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from runtime_helpers import SIZE, labels_mask
 
-from echogen_trt.artifacts import cuda_mem
+from echogen_trt.runtime.gpu import cuda_mem
 from echogen_trt.artifacts import provenance as pv
 from echogen_trt.errors import BackendUnavailable
 from echogen_trt.runtime.availability import tensorrt_module
@@ -50,7 +50,7 @@ def ort_run(path, x):
     ids=["fp32", "fp16-flag", "fp16-strongly-typed"],
 )
 def test_real_engine_matches_onnxruntime(gpu, models, tmp_path, precision, fp16_onnx):
-    from echogen_trt.artifacts.trt_api import trt_version
+    from echogen_trt.runtime.gpu.trt_api import trt_version
     from echogen_trt.export.fp16 import convert_file_fp16
     from echogen_trt.export.trt_build import build_engine
     from echogen_trt.runtime.backends.tensorrt import TensorRTBackend

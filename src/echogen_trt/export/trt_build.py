@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from echogen_trt import __version__
-from echogen_trt.artifacts import cuda_mem
+from echogen_trt.runtime.gpu import cuda_mem
 from echogen_trt.artifacts import provenance as pv
 from echogen_trt.artifacts.precision import FP32
-from echogen_trt.artifacts.trt_api import shared_logger, trt_errors, trt_version
+from echogen_trt.runtime.gpu.trt_api import shared_logger, trt_errors, trt_version
 from echogen_trt.errors import EngineBuildError
 from echogen_trt.export.timing_cache import attach_timing_cache, save_timing_cache
 from echogen_trt.export.trt_inspect import check_precision, inspect_engine

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from echogen_trt.artifacts import cuda_mem
+from echogen_trt.runtime.gpu import cuda_mem
 from echogen_trt.artifacts import provenance as pv
 from echogen_trt.artifacts.model_meta import ModelMeta
-from echogen_trt.artifacts.trt_api import dims, numpy_dtype, shared_logger, trt_errors
+from echogen_trt.runtime.gpu.trt_api import dims, numpy_dtype, shared_logger, trt_errors
 from echogen_trt.errors import ConfigError, EngineMismatch, InputMismatch
 from echogen_trt.runtime import availability
 from echogen_trt.runtime.backends.base import Backend, TensorSpec

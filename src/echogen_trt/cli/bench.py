@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from echogen_trt.fileio import write_text_atomic
+from echogen_trt.runtime.registry import bench_labels, eager_baseline_name
 
 
 @click.command("bench")
@@ -17,8 +18,8 @@ from echogen_trt.fileio import write_text_atomic
 @click.option(
     "--backend",
     "backends",
-    help="Comma-separated backends: onnxrt (every ONNX Runtime provider), onnxrt:cpu, "
-    "onnxrt:cuda, onnxrt:tensorrt, tensorrt, torch (also the baseline). Default: all available.",
+    help=f"Comma-separated backends: {', '.join(bench_labels())} (a name alone: every variant; "
+    f"{eager_baseline_name()} is also the baseline). Default: all available.",
 )
 @click.option("--batch", "batches", help="Comma-separated batch sizes. Default: 1,8,32.")
 @click.option(

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from echogen_trt.artifacts.openvino_ir import IR_SUFFIX
 from echogen_trt.artifacts.precision import EXPORT_CHOICES, EXPORT_DEFAULT, INT8
 from echogen_trt.export.verify import VerificationFailed, VerifyReport
 
@@ -156,7 +157,7 @@ def _export_int8(
         return
     kept = ", ".join(result.ignored) or "none"
     click.echo(
-        f"wrote {result.path}{' (+ .bin)' if result.path.suffix == '.xml' else ''} "
+        f"wrote {result.path}{' (+ .bin)' if result.path.suffix == IR_SUFFIX else ''} "
         f"(int8, {result.n_calibration} calibration masks, "
         f"FP32 layers: {kept}): {result.size_bytes / 1e6:.2f} MB in {result.seconds:.1f} s"
     )

@@ -129,7 +129,8 @@ def baseline_target(
     if name is None or not config.baseline or not _wanted(name, name, config):
         return None, "off"
     if any(t.backend == name for t in targets):
-        return None, f"the checkpoint on the {name} backend (trained weights)"
+        suffix = registry.record(name).suffixes[0]
+        return None, f"the {suffix} checkpoint on the {name} backend (trained weights)"
     ok, why = registry.backend_availability(name)
     if not ok:
         return None, f"none: {why}"

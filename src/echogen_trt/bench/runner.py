@@ -36,7 +36,6 @@ from echogen_trt.bench.flops import flops_from_config, flops_from_onnx
 from echogen_trt.bench.plan import (
     DEFAULT_BATCHES,
     MODES,
-    ORT_PROVIDERS,
     BenchConfig,
     Target,
     baseline_target,
@@ -54,7 +53,6 @@ from echogen_trt.runtime.registry import ONNX_SUFFIX, describe_suffixes
 __all__ = [
     "DEFAULT_BATCHES",
     "MODES",
-    "ORT_PROVIDERS",
     "SCHEMA",
     "BenchConfig",
     "BenchReport",

@@ -313,6 +313,11 @@ def export_int8(
     result.seconds = time.perf_counter() - start
     if result.forced:
         result.notes.append("written with --force although the accuracy gate failed")
+    if not gates:
+        result.notes.append(
+            "only the PSNR gate ran: evaluate.dice_gate.export_int8_gated adds the "
+            "segmentation-consistency Dice gate (what `export --precision int8` runs)"
+        )
     log.info("wrote %s (int8, %.1f MB) in %.1f s", out, result.size_bytes / 1e6, result.seconds)
     return result
 

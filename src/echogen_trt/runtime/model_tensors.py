@@ -54,7 +54,7 @@ def pack_batch(prepared: Sequence[np.ndarray], meta: ModelMeta) -> np.ndarray:
     return batch[:, np.newaxis] if meta.io == "float" else batch
 
 
-def batch_from_masks(masks: Sequence[np.ndarray], meta: ModelMeta) -> np.ndarray:
+def batch_from_masks(masks: np.ndarray | Sequence[np.ndarray], meta: ModelMeta) -> np.ndarray:
     """N raw-label masks as one model input (prepared, then packed): what `MaskToEcho` feeds,
     for callers that hand the batch to another library (INT8 calibration, a torch reference)."""
     return pack_batch([prepare_mask(m, meta) for m in masks], meta)

@@ -40,8 +40,8 @@ from echogen_trt.bench.ceiling import measure_ceiling
 from echogen_trt.bench.env import collect_env, describe_env, load_average
 from echogen_trt.bench.report import format_report, table
 from echogen_trt.bench.runner import BenchConfig, run_benchmark, synthetic_masks
-from echogen_trt.runtime.registry import ORT_VARIANTS
 from echogen_trt.bench.timing import WarmUp, stop_rule, time_loop
+from echogen_trt.runtime.registry import ORT_VARIANTS
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -59,7 +59,9 @@ class BackendRecord:
     # bench: ways to run it, labelled NAME:variant ({variant: opts} of what is usable now)
     variants: Callable[[], dict[str, dict[str, Any]]] | None = None
     variant_names: tuple[str, ...] = ()  # every variant that may exist (for --help and checks)
-    eager_baseline: bool = False  # bench's reference: rebuilds a model with random weights
+    # bench's reference: its class takes `source_meta=ModelMeta` to rebuild a model with random
+    # weights from the ModelMeta's model_config (when no checkpoint is among the models)
+    eager_baseline: bool = False
     # the files `generate` picks when no model is named (glob patterns); earlier records win
     default_files: tuple[str, ...] = ()
 

@@ -8,11 +8,11 @@ import json
 
 import click
 
-from echogen_trt.artifacts.model_files import model_files
 from echogen_trt.bench.plan import DEFAULT_BATCHES, MODES, BenchConfig
 from echogen_trt.bench.stats import CV_WARN_PCT
 from echogen_trt.bench.timing import DEFAULT_DURATION_S, DEFAULT_MIN_ITERATIONS, WarmUp
 from echogen_trt.fileio import check_outputs, write_text_atomic
+from echogen_trt.runtime.model_files import model_files
 from echogen_trt.runtime.registry import bench_labels, eager_baseline_name
 
 

@@ -11,13 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from echogen_trt.artifacts.model_files import model_files
 from echogen_trt.evaluate import cache
 from echogen_trt.evaluate.protocol import EvalConfig, evaluate_generator
 from echogen_trt.evaluate.report import REPORT_FILES, json_text, write_report
 from echogen_trt.fileio import check_outputs, sha256_file, write_text_atomic
 from echogen_trt.option_values import check_seed
 from echogen_trt.runtime.mask_to_echo import MaskToEcho
+from echogen_trt.runtime.model_files import model_files
 
 
 def eval_config(

@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from echogen_trt.artifacts.model_files import model_files
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.artifacts.onnx_file import load_model as load_onnx
 from echogen_trt.artifacts.onnx_file import save_model, write_meta
@@ -48,6 +47,7 @@ from echogen_trt.export.verify import Check, VerificationFailed, VerifyReport
 from echogen_trt.fileio import check_output_path, check_outputs, locked_temp_dir
 from echogen_trt.metrics import psnr_db
 from echogen_trt.runtime.mask_to_echo import MaskToEcho
+from echogen_trt.runtime.model_files import model_files
 from echogen_trt.runtime.model_tensors import batch_from_masks
 from echogen_trt.runtime.registry import ONNX_SUFFIX, resolve_kind
 

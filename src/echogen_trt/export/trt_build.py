@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from echogen_trt import __version__
 from echogen_trt.artifacts import provenance as pv
-from echogen_trt.artifacts.model_files import model_files
 from echogen_trt.artifacts.precision import FP32
 from echogen_trt.errors import EngineBuildError
 from echogen_trt.export.timing_cache import attach_timing_cache, save_timing_cache
@@ -37,6 +36,7 @@ from echogen_trt.fileio import check_distinct, check_output_path, check_outputs,
 from echogen_trt.runtime import availability
 from echogen_trt.runtime.gpu import cuda_mem
 from echogen_trt.runtime.gpu.trt_api import shared_logger, trt_errors, trt_version
+from echogen_trt.runtime.model_files import model_files
 from echogen_trt.runtime.registry import ENGINE_SUFFIXES
 
 if TYPE_CHECKING:

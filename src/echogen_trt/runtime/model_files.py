@@ -12,8 +12,7 @@ from pathlib import Path
 
 from echogen_trt.artifacts.openvino_ir import IR_SUFFIX, weights_path
 from echogen_trt.artifacts.provenance import provenance_path
-
-ENGINE_SUFFIXES = (".engine", ".plan")
+from echogen_trt.runtime.registry import ENGINE_SUFFIXES
 
 
 def model_files(path: str | os.PathLike[str], role: str = "model") -> dict[str, Path]:

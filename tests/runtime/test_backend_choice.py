@@ -21,8 +21,7 @@ def choose(
 ) -> backend_choice.Choice | None:
     """choose_backend with the registry's functions, looked up now (tests patch them)."""
     return backend_choice.choose_backend(
-        model, registry.backend_availability, registry.backend_class,
-        cache_dir=cache_dir, seconds=seconds, measure=measure,
+        model, registry, cache_dir=cache_dir, seconds=seconds, measure=measure,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -90,7 +89,7 @@ def test_open_backend_auto_follows_the_cached_decision(
 ) -> None:  # fmt: skip
     monkeypatch.setenv("ECHOGEN_CACHE", str(tmp_path))
     model = Path(shutil.copy(models.onnx, tmp_path / "m.onnx"))
-    _, versions, _ = backend_choice.candidates(model, registry.backend_availability)
+    _, versions, _ = backend_choice.candidates(model, registry)  # type: ignore[arg-type]
     key = backend_choice.choice_key(model, versions)
     backend_choice.store_choice(backend_choice.Choice(kind, "seeded", key=key, measured_at="x"))
     with registry.open_backend(model, "auto") as backend:
@@ -126,7 +125,7 @@ def test_doctor_shows_the_cached_decision(
     assert (
         before.exit_code == 0 and "--backend auto: -: not measured on this machine" in before.output
     )
-    _, versions, _ = backend_choice.candidates(model, registry.backend_availability)
+    _, versions, _ = backend_choice.candidates(model, registry)  # type: ignore[arg-type]
     seeded = backend_choice.Choice(
         "openvino", "measured: openvino 1.0 ms", {"openvino": 1.0, "onnxrt": 2.0},
         key=backend_choice.choice_key(model, versions), measured_at="2026-12-02T14:00:00+00:00",

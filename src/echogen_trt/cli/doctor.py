@@ -27,12 +27,10 @@ def _auto(model: str) -> dict[str, Any]:
     path = Path(model)
     if not path.is_file():
         return {"decision": None, "why": "file not found"}
-    kinds, _, why_not = backend_choice.candidates(path, registry.backend_availability)
+    kinds, _, why_not = backend_choice.candidates(path, registry)  # type: ignore[arg-type]
     if why_not:
         return {"decision": kinds[0] if kinds else None, "why": why_not}
-    found = backend_choice.choose_backend(
-        path, registry.backend_availability, registry.backend_class, measure=False
-    )
+    found = backend_choice.choose_backend(path, registry, measure=False)  # type: ignore[arg-type]
     if found is None:
         return {
             "decision": None,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -24,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from echogen_trt.artifacts.model_meta import ModelMeta
-from echogen_trt.artifacts.openvino_ir import load_model, save_ir, weights_path
+from echogen_trt.artifacts.openvino_ir import IR_SUFFIX, load_model, save_ir, weights_path
 from echogen_trt.artifacts.precision import BF16, FP32
 from echogen_trt.errors import BackendUnavailable, ConfigError
-from echogen_trt.export.int8 import INT8_MIN_PSNR_DB, Gate, _inputs, _mask_sets, _run
+from echogen_trt.export.int8 import INT8_MIN_PSNR_DB, Gate, _mask_sets, _run
 from echogen_trt.export.verify import Check, VerificationFailed, VerifyReport
-from echogen_trt.fileio import check_output_path
+from echogen_trt.fileio import check_output_path, locked_temp_dir
 from echogen_trt.metrics import psnr_db
 from echogen_trt.runtime.cpu import cpu_flags
+from echogen_trt.runtime.registry import ONNX_SUFFIX, resolve_kind
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def export_bf16(
 
     start = time.perf_counter()
     out = Path(out_path)
-    check_output_path(out, inputs=[ckpt_path], suffixes=(".xml",), what="BF16 output")
+    check_output_path(out, inputs=[ckpt_path], suffixes=(IR_SUFFIX,), what="BF16 output")
     check_bf16_cpu(flags)
     try:
         import openvino  # noqa: F401
@@ -108,16 +108,16 @@ def export_bf16(
             f"bf16 export | {err}. Hint: `pip install 'echogen-trt[openvino]'`."
         ) from err
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".bf16-", dir=out.parent) as tmp:
-        fp32_onnx = Path(tmp) / "fp32.onnx"
+    with locked_temp_dir(out.parent, ".bf16-") as tmp:
+        fp32_onnx = Path(tmp) / f"fp32{ONNX_SUFFIX}"
         [fp32] = export_checkpoint(ckpt_path, fp32_onnx, precision=FP32)
         meta = replace(fp32.meta, precision=BF16)
         _, held = _mask_sets(fp32.meta, calibrate, heldout[:1] if heldout is not None else None,
                              heldout, split_source)  # fmt: skip
         staged = Path(tmp) / out.name
         save_ir(load_model(fp32_onnx), staged, meta)
-        x = _inputs(held)
-        value = psnr_db(_run(staged, x, "openvino"), _run(fp32_onnx, x, "openvino"))
+        kind = resolve_kind(staged)  # the FP32 reference runs on the same backend, in FP32
+        value = psnr_db(_run(staged, held, kind), _run(fp32_onnx, held, kind))
         report = VerifyReport(out, BF16, meta.io, None, len(held))
         report.checks.append(
             Check("PSNR bf16 vs fp32 (held-out masks)", f"{value:.1f} dB",

@@ -20,10 +20,9 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,13 +33,20 @@ from echogen_trt.runtime.cpu import cpu_flags, parse_cpuinfo, usable_cores
 log = logging.getLogger(__name__)
 
 CACHE_FILE = "backend-choice.json"
-CANDIDATES = {".onnx": ("onnxrt", "openvino")}  # suffix -> backends that can serve it
 MEASURE_SECONDS = 2.0
 MIN_CALLS = 3
 MAX_ENTRIES = 200  # oldest decisions dropped beyond this
-# The registry's functions, passed in (the registry imports this module, not the reverse):
-Availability = Callable[[str], tuple[bool, str]]  # kind -> (usable, "name version (...)")
-BackendClass = Callable[[str], Any]  # kind -> Backend subclass
+
+
+class Registry(Protocol):
+    """What this module asks of runtime.registry, which passes itself in (it imports this
+    module, not the reverse, and its table is the only place that names backends)."""
+
+    def readers_of(self, model_path: str | os.PathLike[str]) -> tuple[str, ...]: ...
+
+    def backend_availability(self, kind: str) -> tuple[bool, str]: ...
+
+    def backend_class(self, kind: str) -> Any: ...
 
 
 @dataclass
@@ -131,7 +137,7 @@ def _feeds(backend: Any) -> dict[str, np.ndarray]:
 
 
 def race(
-    model_path: Path, kinds: tuple[str, ...], seconds: float, backend_class: BackendClass
+    model_path: Path, kinds: tuple[str, ...], seconds: float, registry: Registry
 ) -> dict[str, list[float]]:
     """ms per call of each backend in `kinds`, calls alternating until `seconds` have passed
     (and each has MIN_CALLS). A backend that fails to open or run drops out."""
@@ -139,7 +145,7 @@ def race(
     try:
         for kind in kinds:
             try:
-                backend = backend_class(kind)(str(model_path)).open()
+                backend = registry.backend_class(kind)(str(model_path)).open()
                 feeds = _feeds(backend)
                 backend.infer(feeds)  # warm-up, validated
             except EchogenError as err:
@@ -164,10 +170,10 @@ def measure_choice(
     kinds: tuple[str, ...],
     versions: dict[str, str],
     seconds: float,
-    backend_class: BackendClass,
+    registry: Registry,
 ) -> Choice:
     """Race `kinds` on `model_path` and name the fastest (by median ms per call)."""
-    times = race(model_path, kinds, seconds, backend_class)
+    times = race(model_path, kinds, seconds, registry)
     ms = {kind: float(np.median(t)) for kind, t in times.items() if t}
     if not ms:
         return Choice(kinds[0], "no candidate could run the model; the suffix rule decides")
@@ -185,12 +191,11 @@ def measure_choice(
     )
 
 
-def candidates(
-    model_path: Path, backend_availability: Availability
-) -> tuple[tuple[str, ...], dict[str, str], str]:
-    """(usable candidate kinds, their versions, why no race) for a model file."""
-    kinds = CANDIDATES.get(model_path.suffix.lower(), ())
-    usable = {k: backend_availability(k) for k in kinds}
+def candidates(model_path: Path, registry: Registry) -> tuple[tuple[str, ...], dict[str, str], str]:
+    """(usable candidate kinds, their versions, why no race) for a model file: every backend
+    the registry says reads it (ONNX Runtime and OpenVINO for .onnx)."""
+    kinds = registry.readers_of(model_path)
+    usable = {k: registry.backend_availability(k) for k in kinds}
     ok = tuple(k for k in kinds if usable[k][0])
     versions = {k: usable[k][1] for k in ok}
     if len(ok) < 2:
@@ -202,8 +207,7 @@ def candidates(
 
 def choose_backend(
     model_path: str | os.PathLike[str],
-    availability: Availability,
-    backend_class: BackendClass,
+    registry: Registry,
     *,
     cache_dir: Path | None = None,
     seconds: float = MEASURE_SECONDS,
@@ -213,25 +217,23 @@ def choose_backend(
     choose (one candidate; the suffix rule applies). With `measure=False` only the cache is
     read (doctor)."""
     path = Path(model_path)
-    kinds, versions, why_not = candidates(path, availability)
+    kinds, versions, why_not = candidates(path, registry)
     if why_not:
         log.debug("backend auto | %s: %s", path, why_not)
         return None
     found = cached_choice(path, versions, cache_dir)
     if found is not None or not measure:
         return found
-    choice = measure_choice(path, kinds, versions, seconds, backend_class)
+    choice = measure_choice(path, kinds, versions, seconds, registry)
     log.info("backend auto | %s: %s", path.name, choice.why)
     if choice.key:
         store_choice(choice, cache_dir)
     return choice
 
 
-def auto_kind(
-    model_path: str | os.PathLike[str], availability: Availability, backend_class: BackendClass
-) -> str | None:
+def auto_kind(model_path: str | os.PathLike[str], registry: Registry) -> str | None:
     """The kind `--backend auto` runs `model_path` on, or None for the suffix rule (the
     registry's one call into this module)."""
     path = Path(model_path)
-    choice = choose_backend(path, availability, backend_class) if path.is_file() else None
+    choice = choose_backend(path, registry) if path.is_file() else None
     return choice.kind if choice else None

@@ -36,6 +36,7 @@ CACHE_FILE = "backend-choice.json"
 MEASURE_SECONDS = 2.0
 MIN_CALLS = 3
 MAX_ENTRIES = 200  # oldest decisions dropped beyond this
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")  # as availability lists
 
 
 class Registry(Protocol):
@@ -200,8 +201,9 @@ def candidates(model_path: Path, registry: Registry) -> tuple[tuple[str, ...], d
     versions = {k: usable[k][1] for k in ok}
     if len(ok) < 2:
         return ok, versions, "only one backend installed can serve this file"
-    if any(gpu in versions.get("onnxrt", "") for gpu in ("CUDAExecutionProvider", "Tensorrt")):
-        return ("onnxrt",), versions, "ONNX Runtime has a GPU provider: not raced against CPUs"
+    gpu = [k for k in ok if any(p in versions[k] for p in GPU_PROVIDERS)]
+    if gpu:
+        return (gpu[0],), versions, f"{gpu[0]} has a GPU provider: not raced against CPUs"
     return ok, versions, ""
 
 

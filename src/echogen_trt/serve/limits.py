@@ -1,0 +1,71 @@
+"""The service's limits and timeouts, decided once here (the CLI's options default to None).
+
+Every number that bounds what one client can cost the server lives in `ServeLimits`, so the
+README, `/v1/model` and the code agree. The memory bound: each of `upload_slots` requests holds
+at most `max_body_bytes` of body plus its decoded mask (`max_pixels` x `DECODE_BYTES_PER_PIXEL`);
+nothing else grows with load (the queue holds model-sized tensors, connections a few kB).
+"""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from echogen_trt.errors import ConfigError
+
+# Worst case while decoding one mask, per pixel: 16-bit RGBA from the decoder (8 B), its
+# channel comparisons and grey plane (4 B), int64 labels for the scaled conventions (8 B) and
+# the uint8 result (1 B), rounded up. Checked by tests/serve/test_hostile.py.
+DECODE_BYTES_PER_PIXEL = 24
+# File descriptors kept free of connections: the model, logs, the thread pool, and the
+# connections answered "busy" while the server is full.
+FD_RESERVE = 96
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """Per-request and per-server limits of `echogen-trt serve`."""
+
+    max_body_bytes: int = 16 * 1024 * 1024  # a 1024x1024 mask as JSON is ~3 MB; as PNG a few kB
+    max_pixels: int = 2048 * 2048  # per mask; CAMUS masks are about 800x600
+    upload_slots: int = 4  # requests reading or decoding a body at once; then 503 + Retry-After
+    max_queue: int = 64  # masks waiting for the model; then 503 + Retry-After
+    request_timeout_s: float = 30.0  # headers received -> response started, queue wait included
+    header_timeout_s: float = 10.0  # a connection must send a request's headers within this
+    body_timeout_s: float = 30.0  # the whole body must arrive within this
+    keep_alive_s: float = 5.0  # an idle keep-alive connection is closed after this
+    max_connections: int | None = None  # None: the open-file limit less FD_RESERVE, at most 4096
+    graceful_timeout_s: float = 10.0  # on SIGTERM, requests in flight get this long to finish
+    retry_after_s: int = 2  # the Retry-After of every 503
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and not value > 0:
+                flag = "--" + f.name.replace("_", "-")
+                raise ConfigError(f"{flag} | {value}. Expected a number > 0.")
+
+    def with_options(self, **options: Any) -> ServeLimits:
+        """A copy with the options that are not None (CLI flags left unset keep the default)."""
+        return replace(self, **{k: v for k, v in options.items() if v is not None})
+
+    @property
+    def connection_limit(self) -> int:
+        """Connections served at once: below the open-file limit, so accept() never fails."""
+        if self.max_connections is not None:
+            return self.max_connections
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return 4096
+        return max(16, min(4096, soft - FD_RESERVE))
+
+    @property
+    def request_memory_bytes(self) -> int:
+        """Worst-case memory of one request: its body and its decoded mask."""
+        return self.max_body_bytes + self.max_pixels * DECODE_BYTES_PER_PIXEL
+
+    @property
+    def service_memory_bytes(self) -> int:
+        """Worst-case memory of all requests at once (the model and Python come on top)."""
+        return self.upload_slots * self.request_memory_bytes

@@ -66,7 +66,7 @@ def test_size_original_gives_the_mask_size(server: Server) -> None:
     ("body", "content_type", "status", "reason"),
     [
         (b"", "image/png", 400, "empty"),
-        (b"this is not a png", "image/png", 400, "an unknown format"),
+        (b"this is not a png", "image/png", 400, "not a decodable image"),
         (png(np.full((8, 8), 7, np.uint8)), "image/png", 400, r"mask values \{7\}"),
         (png(np.dstack([blocks(), blocks() * 0, blocks()])), "image/png", 400, "colour image"),
         (npy(np.zeros((2, 3, 4), np.uint8)), "application/x-npy", 400, "Expected one 2-D mask"),

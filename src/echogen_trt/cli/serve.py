@@ -11,8 +11,8 @@ from echogen_trt.runtime.registry import BACKENDS
 
 # Options that map one-to-one onto ServeLimits fields (their defaults live there, once).
 LIMIT_OPTIONS = (
-    "max_pixels", "max_queue", "upload_slots", "request_timeout_s", "max_connections",
-    "graceful_timeout_s",
+    "max_pixels", "max_queue", "upload_slots", "request_timeout_s", "header_timeout_s",
+    "body_timeout_s", "max_connections", "graceful_timeout_s",
 )  # fmt: skip
 
 
@@ -61,6 +61,14 @@ LIMIT_OPTIONS = (
 @click.option(
     "--request-timeout-s", type=click.FloatRange(min=0.001),
     help="Headers to frame, queue included; then 503 [30].",
+)  # fmt: skip
+@click.option(
+    "--header-timeout-s", type=click.FloatRange(min=0.001),
+    help="A connection must send its request headers within this; else closed [10].",
+)  # fmt: skip
+@click.option(
+    "--body-timeout-s", type=click.FloatRange(min=0.001),
+    help="The whole request body must arrive within this; else 408 [30].",
 )  # fmt: skip
 @click.option(
     "--max-connections", type=click.IntRange(min=1),

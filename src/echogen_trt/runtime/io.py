@@ -216,9 +216,9 @@ def _one_line(err: BaseException) -> str:
 def refuse_unsized(data: bytes, source: str) -> InputMismatch:
     """The error for bytes that are not a mask format we can size from the header."""
     named = next((name for magic, name in REFUSED_MAGICS.items() if data.startswith(magic)), "")
-    what = f"a {named} image" if named else f"an unknown format (starts with {data[:8]!r})"
+    what = f"a {named} file" if named else f"an unknown format (starts with {data[:8]!r})"
     return InputMismatch(
-        f"{source} | {what}. Expected a PNG, BMP, TIFF or .npy mask (told by its content, not "
+        f"{source} | not a decodable image: {what}. Expected a PNG, BMP, TIFF or .npy mask (told by its content, not "
         "its name). Hint: save the label map as PNG; lossy formats such as JPEG change labels."
     )
 
@@ -262,9 +262,9 @@ def _decode_image(data: np.ndarray, source: str, max_pixels: int) -> np.ndarray:
     size = image_size(data.tobytes() if mask_format(head) == "tiff" else head)
     if size is None:
         raise InputMismatch(
-            f"{source} | {mask_format(head).upper()} header without a readable size (truncated "
-            "or unusual). Expected a mask whose size can be checked before decoding. Hint: "
-            "re-save it as PNG."
+            f"{source} | not a decodable image: its {mask_format(head).upper()} header is "
+            "truncated or unusual (no size to check). Expected a mask whose size can be checked "
+            "before decoding. Hint: re-save it as PNG."
         )
     check_pixels(source, size, max_pixels)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)

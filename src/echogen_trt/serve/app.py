@@ -84,13 +84,16 @@ class ServeState:
             self._slots = asyncio.Semaphore(self.limits.upload_slots)
         if self._slots.locked() and self.upload_waiters >= self.limits.max_queue:
             raise _busy(f"{self.upload_waiters} requests already wait to upload")
-        self.upload_waiters += 1
-        try:
-            await asyncio.wait_for(self._slots.acquire(), max(deadline - time.monotonic(), 0))
-        except TimeoutError:
-            raise _busy("no upload slot came free before the request's deadline") from None
-        finally:
-            self.upload_waiters -= 1
+        if self._slots.locked():
+            self.upload_waiters += 1
+            try:
+                await asyncio.wait_for(self._slots.acquire(), max(deadline - time.monotonic(), 0))
+            except TimeoutError:
+                raise _busy("no upload slot came free before the request's deadline") from None
+            finally:
+                self.upload_waiters -= 1
+        else:
+            await self._slots.acquire()  # free: returns at once
         try:
             yield
         finally:

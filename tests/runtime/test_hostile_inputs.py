@@ -25,6 +25,7 @@ from echogen_trt.cli import cli
 from echogen_trt.errors import ConfigError, InputMismatch, OutputError
 from echogen_trt.runtime import io as rio
 from echogen_trt.runtime import pipeline
+from fakes.hostile_files import jpeg_bomb, npy_bomb
 
 
 def generate(*args: Any) -> Result:
@@ -161,23 +162,6 @@ def test_bomb_is_refused_from_its_header_without_decoding(
     monkeypatch.setattr(rio.cv2, "imdecode", imdecode)
     with pytest.raises(InputMismatch, match=r"30000x30000 pixels \(900,000,000\), over the limit"):
         rio.read_mask(path)
-
-
-def jpeg_bomb() -> bytes:
-    """A 335-byte JPEG whose frame header claims 30000x30000 (libjpeg decodes it all, 1.9 GB)."""
-    ok, data = cv2.imencode(".jpg", np.zeros((8, 8), np.uint8))
-    assert ok
-    jpeg = bytearray(data.tobytes())
-    sof = jpeg.index(b"\xff\xc0")
-    jpeg[sof + 5 : sof + 9] = struct.pack(">HH", 30000, 30000)
-    return bytes(jpeg)
-
-
-def npy_bomb() -> bytes:
-    """A .npy header claiming 30000x30000 uint8, without the data (numpy allocates first)."""
-    header = "{'descr': '|u1', 'fortran_order': False, 'shape': (30000, 30000), }"
-    header += " " * (63 - (10 + len(header)) % 64) + "\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode()
 
 
 def _no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -218,8 +218,9 @@ def refuse_unsized(data: bytes, source: str) -> InputMismatch:
     named = next((name for magic, name in REFUSED_MAGICS.items() if data.startswith(magic)), "")
     what = f"a {named} file" if named else f"an unknown format (starts with {data[:8]!r})"
     return InputMismatch(
-        f"{source} | not a decodable image: {what}. Expected a PNG, BMP, TIFF or .npy mask (told by its content, not "
-        "its name). Hint: save the label map as PNG; lossy formats such as JPEG change labels."
+        f"{source} | not a decodable image: {what}. Expected a PNG, BMP, TIFF or .npy mask "
+        "(told by its content, not its name). Hint: save the label map as PNG; lossy formats "
+        "such as JPEG change labels."
     )
 
 

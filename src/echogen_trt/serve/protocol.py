@@ -8,9 +8,9 @@ which asyncio logs a traceback per failed accept() (thousands a second). So:
 
 - a connection must send a request's headers within `header_timeout_s` of opening (or of
   sending the first byte after a response), else it is closed;
-- past `connection_limit` connections, a new one is answered 503 + Retry-After (its request is
-  read first, so the client sees the answer) and closed; past the limit plus half the reserve
-  it is closed at once, so the descriptors never run out;
+- past `connection_limit` connections (below the open-file limit), a new one is answered 503 +
+  Retry-After (its request is read first, so the client sees the answer) and closed, and it
+  gets only BUSY_HEADER_TIMEOUT_S to send that request;
 - accept() failures are counted, and logged once a minute with the count.
 """
 
@@ -28,12 +28,12 @@ import h11
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from echogen_trt.serve.limits import FD_RESERVE, ServeLimits
+from echogen_trt.serve.limits import ServeLimits
 from echogen_trt.serve.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
 
-BUSY_HEADER_TIMEOUT_S = 2.0  # a connection answered "busy" gets this long to send its request
+BUSY_HEADER_TIMEOUT_S = 1.0  # a connection answered "busy" gets this long to send its request
 ACCEPT_FAILED = "socket.accept() out of system resource"  # asyncio's message
 
 
@@ -53,12 +53,7 @@ class GuardedH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_timer: asyncio.TimerHandle | None = None
-        limit = self.limits.connection_limit
-        if len(self.connections) > limit + FD_RESERVE // 2:
-            self.count("connections")
-            transport.abort()
-            return
-        if len(self.connections) > limit:
+        if len(self.connections) > self.limits.connection_limit:
             self.count("connections")
             self.app = _busy_app(self.limits.retry_after_s)
             self._arm(BUSY_HEADER_TIMEOUT_S)

@@ -125,11 +125,14 @@ def create_app(state: ServeState) -> ASGIApp:
         async with state.upload_slot(deadline):
             body, kind, source = await _read_mask_body(request)
             mask, prepared = await run_in_threadpool(_decode, state, body, kind, source)
-            del body
+            shape = (int(mask.shape[0]), int(mask.shape[1]))
+            del body, mask  # a queued request holds only its model-size tensor
         frame = await _frame(state, prepared, deadline)
-        if size == "original":
-            frame = restore_size(frame, (int(mask.shape[0]), int(mask.shape[1])))
-        data = await run_in_threadpool(encode_frame, f"frame.{fmt}", frame)
+        if size != "original":
+            data = await run_in_threadpool(encode_frame, f"frame.{fmt}", frame)
+            return Response(data, media_type=OUTPUT_FORMATS[fmt])
+        async with state.upload_slot(deadline):  # a mask-size frame: memory like a decode
+            data = await run_in_threadpool(_encode_at, frame, shape, fmt)
         return Response(data, media_type=OUTPUT_FORMATS[fmt])
 
     async def model(request: Request) -> Response:
@@ -244,6 +247,10 @@ def model_info(state: ServeState) -> dict[str, Any]:
             "max_delay_ms": state.batcher.max_delay_s * 1000.0,
         },
         "limits": asdict(state.limits),
+        "memory_bound_bytes": {
+            "request": state.limits.request_memory_bytes,
+            "requests_at_once": state.limits.service_memory_bytes,
+        },
         "phantom_ranges": phantom.RANGES,
         "phantom_fan_half_angle_deg": phantom.HALF_ANGLE_DEG,
     }
@@ -280,13 +287,20 @@ def _decode(
     return mask, prepare_mask(mask, state.meta)
 
 
+def _encode_at(frame: np.ndarray, shape: tuple[int, int], fmt: str) -> bytes:
+    """The frame resized to the mask's (H, W), encoded."""
+    return encode_frame(f"frame.{fmt}", restore_size(frame, shape))
+
+
 async def _user_error(request: Request, err: Exception) -> Response:
     if not isinstance(err, EchogenError):
         raise InternalError(f"_user_error | got {type(err).__name__}") from err
     state: ServeState = request.app.state.serve
     status, reason = refusal_of(err)
     state.metrics.observe_refusal(reason)
-    log.info("%s %s -> %d: %s", request.method, request.url.path, status, one_line(err))
+    # debug, not info: a client that sends thousands of bad requests must not grow the log;
+    # /metrics counts refusals by reason
+    log.debug("%s %s -> %d: %s", request.method, request.url.path, status, one_line(err))
     headers = {"Retry-After": str(state.limits.retry_after_s)} if status == 503 else None
     return JSONResponse({"error": one_line(err)}, status_code=status, headers=headers)
 
@@ -303,7 +317,7 @@ async def _http_error(request: Request, err: Exception) -> Response:
 async def _client_gone(request: Request, err: Exception) -> Response:
     """The client hung up mid-request: nothing to answer; counted as 499 (nginx's code)."""
     request.app.state.serve.metrics.observe_refusal("client_disconnect")
-    log.info("%s %s: the client disconnected", request.method, request.url.path)
+    log.debug("%s %s: the client disconnected", request.method, request.url.path)
     return Response(status_code=499)
 
 

@@ -1,9 +1,10 @@
 """The service's limits and timeouts, decided once here (the CLI's options default to None).
 
 Every number that bounds what one client can cost the server lives in `ServeLimits`, so the
-README, `/v1/model` and the code agree. The memory bound: each of `upload_slots` requests holds
-at most `max_body_bytes` of body plus its decoded mask (`max_pixels` x `DECODE_BYTES_PER_PIXEL`);
-nothing else grows with load (the queue holds model-sized tensors, connections a few kB).
+README, `/v1/model` and the code agree. The memory bound: only `upload_slots` requests at a time
+hold memory in proportion to their mask - reading and decoding a body, or resizing and encoding
+a `size=original` frame - each at most `request_memory_bytes`; a queued request holds only its
+model-size tensor (`max_queue` of them), a connection a few kB.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import Any
 
 from echogen_trt.errors import ConfigError
 
-# Worst case while decoding one mask, per pixel: 16-bit RGBA from the decoder (8 B), its
-# channel comparisons and grey plane (4 B), int64 labels for the scaled conventions (8 B) and
-# the uint8 result (1 B), rounded up. Checked by tests/serve/test_hostile.py.
+# Worst case while decoding one mask, per pixel of `max_pixels`: 16-bit RGBA from the decoder
+# (8 B), a grey plane (2 B), int64 labels for the scaled conventions (8 B), the uint8 result
+# (1 B) and comparisons. Measured 20 B/px for PNG and TIFF, 14 for .npy (benchmarks/
+# serve_hostile.py, "decode cost"); 24 leaves room.
 DECODE_BYTES_PER_PIXEL = 24
+# A JSON mask costs Python lists and an int64 array: measured 5.5 bytes per body byte.
+JSON_BYTES_PER_BODY_BYTE = 6
 # File descriptors kept free of connections: the model, logs, the thread pool, and the
 # connections answered "busy" while the server is full.
 FD_RESERVE = 96
@@ -62,10 +66,14 @@ class ServeLimits:
 
     @property
     def request_memory_bytes(self) -> int:
-        """Worst-case memory of one request: its body and its decoded mask."""
-        return self.max_body_bytes + self.max_pixels * DECODE_BYTES_PER_PIXEL
+        """Worst-case memory of one request in an upload slot: its body and its decoding."""
+        decoding = max(
+            self.max_pixels * DECODE_BYTES_PER_PIXEL, self.max_body_bytes * JSON_BYTES_PER_BODY_BYTE
+        )
+        return self.max_body_bytes + decoding
 
     @property
     def service_memory_bytes(self) -> int:
-        """Worst-case memory of all requests at once (the model and Python come on top)."""
+        """Worst-case memory of all requests at once (the model, its queue of model-size
+        tensors and Python come on top)."""
         return self.upload_slots * self.request_memory_bytes

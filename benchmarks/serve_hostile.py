@@ -516,6 +516,7 @@ def main() -> None:
     parser.add_argument("--capacity-s", type=float, default=6.0)
     parser.add_argument("--scenarios", default="slow,bombs,flood")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--logs", type=Path, help="Keep the servers' logs in this folder.")
     args = parser.parse_args()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the attackers need 1,100+
@@ -529,7 +530,9 @@ def main() -> None:
         print(json.dumps(costs), flush=True)
         rows = []
         for name in args.scenarios.split(","):
-            row = scenario(name, model, bodies, args, Path(tmp))
+            if args.logs:
+                args.logs.mkdir(parents=True, exist_ok=True)
+            row = scenario(name, model, bodies, args, args.logs or Path(tmp))
             print(json.dumps(row), flush=True)
             rows.append(row)
     doc = {

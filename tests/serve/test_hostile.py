@@ -225,6 +225,10 @@ def test_accept_errors_are_logged_once_with_a_count(caplog: pytest.LogCaptureFix
         with caplog.at_level(logging.ERROR, logger="echogen_trt.serve.protocol"):
             for _ in range(5000):
                 handler(loop, {"message": ACCEPT_FAILED, "exception": OSError(24, "Too many")})
+            late = loop.call_later(1, loop._start_serving)  # type: ignore[attr-defined]
+            dead = ValueError("Invalid file descriptor: -1")  # its retry after shutdown
+            handler(loop, {"message": "Exception in callback", "exception": dead, "handle": late})
+            late.cancel()
     finally:
         loop.close()
     assert len(caplog.records) == 1 and handler.total == 5000

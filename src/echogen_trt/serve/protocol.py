@@ -11,7 +11,8 @@ which asyncio logs a traceback per failed accept() (thousands a second). So:
 - past `connection_limit` connections (below the open-file limit), a new one is answered 503 +
   Retry-After (its request is read first, so the client sees the answer) and closed, and it
   gets only BUSY_HEADER_TIMEOUT_S to send that request;
-- accept() failures are counted, and logged once a minute with the count.
+- accept() failures are counted, and logged once a minute with the count (asyncio would log a
+  traceback for each, thousands a second, and more when its retries outlive the socket).
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ class AcceptErrors:
         self.logged_at = -float("inf")
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if _late_accept_retry(context):
+            return
         if context.get("message") != ACCEPT_FAILED:
             loop.default_exception_handler(context)
             return
@@ -147,3 +150,15 @@ class AcceptErrors:
                 self.unlogged, self.total, context.get("exception"),
             )  # fmt: skip
             self.logged_at, self.unlogged = now, 0
+
+
+def _late_accept_retry(context: dict[str, Any]) -> bool:
+    """asyncio (3.11) schedules a listening-socket restart 1 s after *each* failed accept() of
+    a burst (up to the backlog, 2048); those that fire after shutdown closed the socket raise
+    "Invalid file descriptor: -1", a traceback each. They are the tail of errors counted."""
+    err = context.get("exception")
+    return (
+        isinstance(err, ValueError)
+        and "Invalid file descriptor" in str(err)
+        and "_start_serving" in repr(context.get("handle"))
+    )

@@ -36,10 +36,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from echogen_trt import __version__
+from echogen_trt.artifacts.labels import LABEL_TITLES
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import EchogenError, InternalError
+from echogen_trt.runtime import registry
 from echogen_trt.runtime.io import encode_frame
-from echogen_trt.runtime.model_tensors import prepare_mask, restore_size
 from echogen_trt.serve import phantom
 from echogen_trt.serve.batcher import Closed, DynamicBatcher
 from echogen_trt.serve.guard import LOOPBACK_NAMES, Guard
@@ -132,7 +133,7 @@ def create_app(state: ServeState) -> ASGIApp:
             data = await run_in_threadpool(encode_frame, f"frame.{fmt}", frame)
             return Response(data, media_type=OUTPUT_FORMATS[fmt])
         async with state.upload_slot(deadline):  # a mask-size frame: memory like a decode
-            data = await run_in_threadpool(_encode_at, frame, shape, fmt)
+            data = await run_in_threadpool(_encode_at, state, frame, shape, fmt)
         return Response(data, media_type=OUTPUT_FORMATS[fmt])
 
     async def model(request: Request) -> Response:
@@ -234,14 +235,20 @@ def model_info(state: ServeState) -> dict[str, Any]:
         ]
 
     meta = state.meta
+    record = registry.record(backend.name)
     return {
         "name": state.model_name,
-        "backend": backend.name,
+        "backend": record.name,
+        "backend_info": {
+            "title": record.title,
+            "suffixes": [*record.suffixes, *record.also_reads],
+            "precisions": list(record.precisions),
+        },
         "version": __version__,
         "inputs": specs(backend.inputs),
         "outputs": specs(backend.outputs),
         "meta": asdict(meta),
-        "labels": {"0": "background", "1": "LV", "2": "myocardium", "3": "LA"},
+        "labels": {str(value): title for value, title in LABEL_TITLES.items()},
         "batching": {
             "max_batch": state.batcher.max_batch,
             "max_delay_ms": state.batcher.max_delay_s * 1000.0,
@@ -284,12 +291,12 @@ def _decode(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(mask, prepared tensor) of a body; the format from its magic bytes, sized first."""
     mask = mask_from_body(body, kind, state.limits, source)
-    return mask, prepare_mask(mask, state.meta)
+    return mask, state.batcher.gen.prepare(mask)
 
 
-def _encode_at(frame: np.ndarray, shape: tuple[int, int], fmt: str) -> bytes:
-    """The frame resized to the mask's (H, W), encoded."""
-    return encode_frame(f"frame.{fmt}", restore_size(frame, shape))
+def _encode_at(state: ServeState, frame: np.ndarray, shape: tuple[int, int], fmt: str) -> bytes:
+    """The frame brought back to the mask's (H, W) (MaskToEcho's one rule), encoded."""
+    return encode_frame(f"frame.{fmt}", state.batcher.gen.restore(frame, shape))
 
 
 async def _user_error(request: Request, err: Exception) -> Response:

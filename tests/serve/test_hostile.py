@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 from serve_helpers import META, Server, blocks, png, request
 from test_batcher import FakeGen
 
@@ -199,6 +201,40 @@ def test_a_model_whose_metadata_names_a_wrong_input_is_refused_at_start(tmp_path
     # caught by the metadata check at open (#22) or else by the warm-up inference (the
     # batcher's own test): either way one line and exit 1, never "ready" and then 500s
     assert len(errors) == 1 and "wrong.onnx" in errors[0], out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def write_unrunnable_onnx(path: Path) -> Path:
+    """Valid metadata and graph that load, but a Reshape that fails on every inference."""
+    shape = numpy_helper.from_array(np.array([-1, 1, 16, 15], np.int64), "shape")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Reshape", ["mask", "shape"], ["r"]),
+            helper.make_node("Sigmoid", ["r"], ["echo"]),
+        ],
+        "unrunnable",
+        [helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", 1, 16, 16])],
+        [helper.make_tensor_value_info("echo", TensorProto.FLOAT, ["batch", 1, 16, 16])],
+        [shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, META.to_props())
+    onnx.save(model, path)
+    return path
+
+
+def test_a_model_that_cannot_run_is_refused_by_the_warm_up(tmp_path: Path) -> None:
+    model = write_unrunnable_onnx(tmp_path / "unrunnable.onnx")
+    out = subprocess.run(
+        [sys.executable, "-m", "echogen_trt", "serve", "--model", str(model), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "unrunnable.onnx | the warm-up inference failed" in errors[0]
     assert "Traceback" not in out.stderr
 
 

@@ -139,6 +139,22 @@ def reference_from_torch(module: Any) -> Reference:
     return run
 
 
+def reference_from_onnx(model: onnx.ModelProto) -> Reference:
+    """An FP32 ONNX file run by ONNX Runtime as the reference: the FP16 gate of an engine build,
+    where the torch generator is not at hand (build-engine needs no torch)."""
+    meta = read_meta(model)
+    session, batch = _session(model), input_batch(model)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if meta.io != "uint8":
+            return np.asarray(_run(session, x, batch), dtype=np.float32)
+        # the fused graph takes raw labels: selected labels select to themselves
+        y = _run(session, x[:, 0].astype(np.uint8), batch)
+        return (y.astype(np.float32) / 255.0)[:, None]
+
+    return run
+
+
 def _as_reference(reference: Any) -> Reference | None:
     if reference is None or not hasattr(reference, "parameters"):
         return reference  # type: ignore[no-any-return]

@@ -62,6 +62,16 @@ def test_trt11_converts_the_fp32_onnx_and_records_it(lone_fp32, tmp_path):
     assert f"--onnx={converted}" in prov["trtexec"] and "--fp16" not in prov["trtexec"]
 
 
+def test_trt11_converts_a_fused_uint8_export(tiny_onnx_fused, tmp_path):
+    """uint8 labels in, uint8 frames out: the gate's ONNX Runtime reference feeds raw labels."""
+    source = tmp_path / "u8.onnx"
+    shutil.copyfile(tiny_onnx_fused.path, source)
+    result, rec = build(source, tmp_path / "u8.engine", "11.0.0")
+    assert rec.strongly_typed and result.provenance.built_from["kind"] == "fp16-converted"
+    assert result.provenance.built_from["psnr_db"] > 40.0
+    assert result.provenance.io[0]["dtype"] == "uint8"
+
+
 def test_trt11_takes_the_verified_sibling(tiny_onnx, tiny_onnx_fp16, tmp_path):
     result, rec = build(tiny_onnx.path, tmp_path / "m.engine", "11.0.0")
     assert rec.strongly_typed

@@ -74,13 +74,16 @@ def resolve(extra: str) -> dict[str, Any]:
     target = "." if extra == "base" else f".[{extra}]"
     with tempfile.TemporaryDirectory(prefix="install-resolve-") as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
+        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
                "--disable-pip-version-check", "--report", str(report), target]  # fmt: skip
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if proc.returncode != 0:
-            lines = [x.strip() for x in proc.stderr.splitlines() if "is ignored" not in x]
+            out = proc.stdout + proc.stderr
+            lines = [x.strip() for x in out.splitlines() if "is ignored" not in x]
+            # the versions pip had chosen when it failed, then NVIDIA's placeholder message
+            chosen = [x for x in lines if x.startswith("Collecting tensorrt")]
             why = [x for x in lines if "pypi.nvidia.com" in x or x.startswith("ERROR")]
-            return {"extra": extra, "ok": False, "error": (why or lines[-3:])[:3]}
+            return {"extra": extra, "ok": False, "error": chosen + (why or lines[-3:])[:3]}
         items = json.loads(report.read_text())["install"]
     names = sorted(f"{i['metadata']['name']}=={i['metadata']['version']}" for i in items)
     return {"extra": extra, "ok": True, "resolved": names}
@@ -129,10 +132,13 @@ def summary(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("targets", nargs="*", default=["."], help="pip install targets")
+    parser.add_argument("targets", nargs="*", help="pip install targets [default: . unless "
+                        "--resolve is given]")  # fmt: skip
     parser.add_argument("--resolve", nargs="*", default=[], help="extras to dry-run resolve")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (+ .md beside it)")
     args = parser.parse_args()
+    if not args.targets and not args.resolve:
+        args.targets = ["."]
     with tempfile.TemporaryDirectory(prefix="install-size-bare-") as tmp:
         python = make_venv(Path(tmp) / "venv")
         bare = du_bytes(Path(tmp) / "venv")

@@ -4,7 +4,7 @@ Builds a fresh venv with the base install only, then, with a tiny torch-free ONN
 masks made here (in the full .venv), checks that in the base venv:
 - the heavy packages are really absent (torch, onnx, SimpleITK, nibabel, scipy, TensorRT),
 - `echogen-trt generate` turns the PNG masks into frames with ONNX Runtime,
-- `echogen-trt serve` is refused in one line naming the serve extra,
+- `echogen-trt serve` and `export` are refused in one line naming their extras (serve, train),
 - a .mhd / .nii.gz mask fails in one line naming the medical extra, and the rest is written.
 Prints the venv's size (du) and how long the check took. Run by .ci/run after scripts/test:
 `.venv/bin/python scripts/check_base_install.py [--keep DIR]`. Non-zero on any failure.
@@ -66,16 +66,24 @@ def check(venv: Path, model: Path, masks: Path, out: Path) -> None:
             fail(f"{name}: expected one line naming the medical extra, got {reason!r}", gen)
     if sorted(p.name for p in out.glob("*.png")) != ["m0.png", "m1.png", "m2.png"]:
         fail(f"frames written: {sorted(p.name for p in out.iterdir())}", gen)
-    serve = run([cli, "serve", "--model", str(model)], timeout=60)
-    if serve.returncode == 0 or "pip install 'echogen-trt[serve]'" not in serve.stderr:
-        fail("serve should be refused naming the serve extra", serve)
-    if len([line for line in serve.stderr.splitlines() if line.strip()]) != 1:
-        fail("serve's refusal should be one line", serve)
+    ckpt = out.parent / "best.pt"
+    ckpt.write_bytes(b"never read")
+    for command, extra in (
+        (["serve", "--model", str(model)], "serve"),
+        (["export", str(ckpt), "--out", str(out.parent / "x.onnx")], "train"),
+    ):
+        refused = run([cli, *command], timeout=60)
+        if refused.returncode == 0 or f"pip install 'echogen-trt[{extra}]'" not in refused.stderr:
+            fail(f"{command[0]} should be refused naming the {extra} extra", refused)
+        if len([line for line in refused.stderr.splitlines() if line.strip()]) != 1:
+            fail(f"{command[0]}'s refusal should be one line", refused)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path, default=None, help="build the venv here and keep it")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="venv folder to keep (reused as is when present)"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="base-install-"))

@@ -41,7 +41,7 @@ def lazy_import(name: str, path: str | os.PathLike[str] | None = None) -> Any:
         raise BackendUnavailable(
             f"{path if path is not None else name} | {_FORMATS.get(name, name)} files need "
             f"{name}, which the base install leaves out. Expected the {MEDICAL_EXTRA} extra. "
-            f"Hint: pip install 'echogen-trt[{MEDICAL_EXTRA}]', or give PNG/.npy masks."
+            f"Hint: pip install 'echogen-trt[{MEDICAL_EXTRA}]'."
         ) from err
 
 

@@ -2,7 +2,8 @@
 
 Subcommands live one per module and are imported only when invoked, so `echogen-trt --help` and
 `generate` never import torch. Every `EchogenError` becomes "error: ..." on stderr and exit code 1;
-anything else is a bug and keeps its traceback.
+so does a package that an extra provides and this install lacks (the base install is lean: issue
+23), named with the extra to install. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -38,6 +39,31 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("echogen_trt.cli.demo", "demo", "Run the whole pipeline on phantom data."),
     "serve": ("echogen_trt.cli.serve", "serve", "Serve a model over HTTP, with a drawing page."),
 }
+
+
+# A missing top-level package -> the extra that installs it; commands that need a whole extra
+# name it whatever package is found missing first (export without onnx still needs torch).
+EXTRA_OF_PACKAGE = {
+    "torch": "train", "onnxscript": "train", "onnxconverter_common": "train",
+    "onnx": "onnx", "SimpleITK": "medical", "nibabel": "medical", "matplotlib": "plot",
+    "starlette": "serve", "uvicorn": "serve", "multipart": "serve",
+    "python_multipart": "serve", "prometheus_client": "serve",
+    "openvino": "openvino", "nncf": "int8", "tensorrt": "trt",
+}  # fmt: skip
+EXTRA_OF_COMMAND = {
+    "train": "train", "export": "train", "evaluate": "train", "demo": "train",
+    "build-engine": "trt",
+}  # fmt: skip
+
+
+def missing_extra(err: ModuleNotFoundError, argv: list[str]) -> str | None:
+    """The extra to install for `err` during the command in `argv`; None for any other module
+    (a missing module no extra provides is a bug and keeps its traceback)."""
+    package = (err.name or "").split(".")[0]
+    if package not in EXTRA_OF_PACKAGE:
+        return None
+    command = next((a for a in argv if a in COMMANDS), "")
+    return EXTRA_OF_COMMAND.get(command, EXTRA_OF_PACKAGE[package])
 
 
 class LazyGroup(click.Group):
@@ -80,6 +106,16 @@ def main(argv: list[str] | None = None) -> Any:
         return cli.main(args=argv, prog_name="echogen-trt", standalone_mode=False)
     except EchogenError as err:
         click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    except ModuleNotFoundError as err:
+        extra = missing_extra(err, sys.argv[1:] if argv is None else argv)
+        if extra is None:
+            raise
+        click.echo(
+            f"error: {err.name} | not installed, and this command needs it. Expected the "
+            f"{extra} extra. Hint: pip install 'echogen-trt[{extra}]'.",
+            err=True,
+        )
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

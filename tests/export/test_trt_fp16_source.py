@@ -15,7 +15,6 @@ import pytest
 from click.testing import CliRunner
 from onnx import numpy_helper
 
-from echogen_trt.artifacts import cuda_mem
 from echogen_trt.artifacts import provenance as pv
 from echogen_trt.artifacts.onnx_file import load_model, read_meta
 from echogen_trt.cli.build_engine import build_engine as build_engine_command
@@ -24,6 +23,7 @@ from echogen_trt.export import fp16 as fp16_module
 from echogen_trt.export.trt_build import build_engine
 from echogen_trt.fileio import sha256_file
 from echogen_trt.runtime import availability
+from echogen_trt.runtime.gpu import cuda_mem
 from fakes.fake_cuda import FAKE_JETSON, FakeCuda
 from fakes.fake_tensorrt import fake_trt_builds, make_fake_trt
 

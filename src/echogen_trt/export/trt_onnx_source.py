@@ -154,11 +154,9 @@ def _convert(fp32: OnnxInfo, target: Path) -> None:
 
 def _gate(fp32: OnnxInfo, fp16_path: Path) -> float:
     """The export's FP16 verification against the FP32 file run by ONNX Runtime: its PSNR."""
-    import onnx
-
     from echogen_trt.export.verify import FP16_MIN_PSNR_DB, reference_from_onnx, verify_onnx
 
-    reference = reference_from_onnx(onnx.load_model_from_string(fp32.data))
+    reference = reference_from_onnx(fp32.path)
     report = verify_onnx(fp16_path, reference=reference, raise_on_failure=False)
     if not report.ok:
         failed = "; ".join(f"{c.name}: {c.value} (bound {c.bound})" for c in report.failures())

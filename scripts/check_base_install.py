@@ -6,7 +6,8 @@ masks made here (in the full .venv), checks that in the base venv:
 - `echogen-trt generate` turns the PNG masks into frames with ONNX Runtime,
 - `echogen-trt serve` and `export` are refused in one line naming their extras (serve, train),
 - a .mhd / .nii.gz mask fails in one line naming the medical extra, and the rest is written.
-Prints the venv's size (du) and how long the check took. Run by .ci/run after scripts/test:
+Prints the venv's size (du; without .pyc files, so below benchmarks/install_size.py's figure)
+and how long the check took. Run by .ci/run after scripts/test:
 `.venv/bin/python scripts/check_base_install.py [--keep DIR]`. Non-zero on any failure.
 """
 
@@ -91,7 +92,8 @@ def main() -> None:
     try:
         if not (venv / "bin" / "echogen-trt").exists():
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+            # --no-compile: byte-compiling the packages is most of the install time here
+            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile",
                    "--disable-pip-version-check", str(ROOT)]  # fmt: skip
             installed = run(pip)
             if installed.returncode != 0:
@@ -101,7 +103,7 @@ def main() -> None:
         check(venv, model, masks, work / "out")
         size = int(run(["du", "-sb", str(venv)]).stdout.split()[0])
         print(
-            f"base install check passed: venv {size / 1e6:.0f} MB, install "
+            f"base install check passed: venv {size / 1e6:.0f} MB (no .pyc), install "
             f"{installed_at - start:.0f} s, checks {time.perf_counter() - installed_at:.0f} s"
         )
     finally:

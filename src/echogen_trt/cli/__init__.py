@@ -41,14 +41,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-# A missing top-level package -> the extra that installs it; commands that need a whole extra
-# name it whatever package is found missing first (export without onnx still needs torch).
+# A missing top-level package -> the extra that installs it (the backends' packages: their
+# records' install hints); commands that need a whole extra name it whatever package is found
+# missing first (export without onnx still needs torch).
 EXTRA_OF_PACKAGE = {
-    "torch": "train", "onnxscript": "train", "onnxconverter_common": "train",
-    "onnx": "onnx", "SimpleITK": "medical", "nibabel": "medical", "matplotlib": "plot",
+    "onnx": "onnx", "onnxscript": "train", "onnxconverter_common": "train",
+    "SimpleITK": "medical", "nibabel": "medical", "matplotlib": "plot",
     "starlette": "serve", "uvicorn": "serve", "multipart": "serve",
-    "python_multipart": "serve", "prometheus_client": "serve",
-    "openvino": "openvino", "nncf": "int8", "tensorrt": "trt",
+    "python_multipart": "serve", "prometheus_client": "serve", "nncf": "int8",
 }  # fmt: skip
 EXTRA_OF_COMMAND = {
     "train": "train", "export": "train", "evaluate": "train", "demo": "train",
@@ -56,14 +56,19 @@ EXTRA_OF_COMMAND = {
 }  # fmt: skip
 
 
-def missing_extra(err: ModuleNotFoundError, argv: list[str]) -> str | None:
-    """The extra to install for `err` during the command in `argv`; None for any other module
-    (a missing module no extra provides is a bug and keeps its traceback)."""
+def install_hint(err: ModuleNotFoundError, argv: list[str]) -> str | None:
+    """How to install what `err` found missing during the command in `argv`; None for a module
+    no extra provides (that is a bug and keeps its traceback)."""
+    from echogen_trt.runtime import registry
+
     package = (err.name or "").split(".")[0]
-    if package not in EXTRA_OF_PACKAGE:
+    hints = {r.package: r.install for r in registry.records()}
+    hints |= {p: f"pip install 'echogen-trt[{e}]'." for p, e in EXTRA_OF_PACKAGE.items()}
+    if package not in hints:
         return None
     command = next((a for a in argv if a in COMMANDS), "")
-    return EXTRA_OF_COMMAND.get(command, EXTRA_OF_PACKAGE[package])
+    extra = EXTRA_OF_COMMAND.get(command)
+    return f"pip install 'echogen-trt[{extra}]'." if extra else hints[package]
 
 
 class LazyGroup(click.Group):
@@ -108,14 +113,11 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo(f"error: {err}", err=True)
         sys.exit(1)
     except ModuleNotFoundError as err:
-        extra = missing_extra(err, sys.argv[1:] if argv is None else argv)
-        if extra is None:
+        hint = install_hint(err, sys.argv[1:] if argv is None else argv)
+        if hint is None:
             raise
-        click.echo(
-            f"error: {err.name} | not installed, and this command needs it. Expected the "
-            f"{extra} extra. Hint: pip install 'echogen-trt[{extra}]'.",
-            err=True,
-        )
+        click.echo(f"error: {err.name} | not installed, and this command needs it. Hint: {hint}",
+                   err=True)  # fmt: skip
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

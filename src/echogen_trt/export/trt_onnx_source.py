@@ -22,6 +22,7 @@ from echogen_trt.artifacts.precision import FP16
 from echogen_trt.artifacts.provenance import BuildOptions
 from echogen_trt.errors import EngineBuildError, ExportError
 from echogen_trt.fileio import check_output_path, sha256_file
+from echogen_trt.runtime.registry import ONNX_SUFFIX
 
 # How the ONNX that TensorRT parsed relates to the file named on the command line (provenance).
 AS_GIVEN = "as-given"  # the named file itself
@@ -107,8 +108,8 @@ def fp16_source(fp32: OnnxInfo, engine_path: Path) -> tuple[OnnxInfo, BuiltFrom]
         _check_pair(fp32, info)
         psnr = _gate(fp32, info.path)
         return info, BuiltFrom(FP16_SIBLING, str(sibling.resolve()), info.sha256, psnr)
-    target = fp16_path_for(engine_path.with_suffix(".onnx"))
-    check_output_path(target, inputs=[fp32.path], suffixes=(".onnx",), what="FP16 ONNX")
+    target = fp16_path_for(engine_path.with_suffix(ONNX_SUFFIX))
+    check_output_path(target, inputs=[fp32.path], suffixes=(ONNX_SUFFIX,), what="FP16 ONNX")
     _convert(fp32, target)
     try:
         psnr = _gate(fp32, target)

@@ -21,7 +21,7 @@ from echogen_trt.artifacts.onnx_file import read_meta
 from echogen_trt.artifacts.precision import FP16
 from echogen_trt.artifacts.provenance import BuildOptions
 from echogen_trt.errors import EngineBuildError, ExportError
-from echogen_trt.fileio import check_output_path, sha256_file
+from echogen_trt.fileio import check_outputs, sha256_file
 from echogen_trt.runtime.registry import ONNX_SUFFIX
 
 # How the ONNX that TensorRT parsed relates to the file named on the command line (provenance).
@@ -109,7 +109,7 @@ def fp16_source(fp32: OnnxInfo, engine_path: Path) -> tuple[OnnxInfo, BuiltFrom]
         psnr = _gate(fp32, info.path)
         return info, BuiltFrom(FP16_SIBLING, str(sibling.resolve()), info.sha256, psnr)
     target = fp16_path_for(engine_path.with_suffix(ONNX_SUFFIX))
-    check_output_path(target, inputs=[fp32.path], suffixes=(ONNX_SUFFIX,), what="FP16 ONNX")
+    check_outputs({"FP16 ONNX": target}, inputs={f"ONNX input {fp32.path}": fp32.path})
     _convert(fp32, target)
     try:
         psnr = _gate(fp32, target)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from echogen_trt.artifacts.labels import MAX_LABEL, PALETTE
-from echogen_trt.errors import InputMismatch
+from echogen_trt.errors import BackendUnavailable, InputMismatch
 from echogen_trt.fileio import show_path, write_bytes_atomic
 
 # Masks larger than this are refused from the file header, before decoding: a 1 MB PNG can
@@ -98,7 +98,7 @@ def _read_labels(
         mask = shaped(array, p)
         check_pixels(p, mask.shape[-2:], max_pixels)
         return labels_from_values(mask, show_path(p))
-    except InputMismatch:
+    except (InputMismatch, BackendUnavailable):  # BackendUnavailable: no [medical] extra
         raise
     except Exception as err:  # the decoders (SimpleITK, nibabel, numpy) raise all sorts
         if is_out_of_memory(err):
@@ -325,13 +325,13 @@ def _read_medical(p: Path, suffix: str, max_pixels: int) -> np.ndarray:
     """CAMUS masks, in display order by the data layer's reader (one place knows orientation)."""
     if p.stat().st_size == 0:
         raise InputMismatch(f"{show_path(p)} | empty file. Expected a {suffix} mask.")
-    if suffix != ".mhd":  # .nii.gz is compressed: check the header's size before decoding
-        import nibabel
+    from echogen_trt.artifacts.medical_image import lazy_import, read_medical
 
+    if suffix != ".mhd":  # .nii.gz is compressed: check the header's size before decoding
+        nibabel = lazy_import("nibabel", show_path(p))
         shape: tuple[int, ...] = tuple(getattr(nibabel.load(str(p)), "shape", ()))  # header only
         if len(shape) >= 2:
             check_pixels(p, (int(shape[1]), int(shape[0])), max_pixels)
-    from echogen_trt.artifacts.medical_image import read_medical
 
     return read_medical(p)[0]
 

@@ -30,7 +30,7 @@ from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import EchogenError, InternalError
 from echogen_trt.runtime.io import encode_frame
 from echogen_trt.runtime.model_tensors import prepare_mask, restore_size
-from echogen_trt.serve import phantom
+from echogen_trt.serve import page_routes, phantom
 from echogen_trt.serve.batcher import Closed, DynamicBatcher
 from echogen_trt.serve.metrics import CONTENT_TYPE, ServerMetrics
 from echogen_trt.serve.requests import (
@@ -47,7 +47,8 @@ from echogen_trt.serve.requests import (
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-ROUTES = ("/", "/v1/generate", "/v1/model", "/v1/phantom", "/healthz", "/readyz", "/metrics")
+ROUTES = ("/", "/v1/generate", "/v1/model", "/v1/phantom", "/healthz", "/readyz", "/metrics",
+          *page_routes.PATHS)  # fmt: skip
 
 
 @dataclass
@@ -119,6 +120,7 @@ def create_app(state: ServeState) -> ASGIApp:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        *page_routes.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(

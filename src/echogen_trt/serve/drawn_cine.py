@@ -30,16 +30,24 @@ def _edt(inside: np.ndarray) -> np.ndarray:
     return np.asarray(ndimage.distance_transform_edt(inside), np.float64)
 
 
+def _ranked(candidates: np.ndarray, key: np.ndarray, count: int) -> np.ndarray:
+    """The `count` candidate pixels with the smallest `key`, ties broken by the distance to
+    the candidates' centroid (so a shape shrinks or grows evenly, not row by row)."""
+    index = np.flatnonzero(candidates)
+    count = max(0, min(count, index.size))
+    out = np.zeros(candidates.shape, bool)
+    if count == 0:
+        return out
+    rows, cols = np.divmod(index, candidates.shape[1])
+    spread = np.hypot(rows - rows.mean(), cols - cols.mean())
+    order = np.lexsort((spread, key.ravel()[index]))  # by key, then by spread
+    out.ravel()[index[order[:count]]] = True
+    return out
+
+
 def _keep_deepest(inside: np.ndarray, depth: np.ndarray, fraction: float) -> np.ndarray:
-    """The `fraction` of `inside` pixels with the largest `depth` (ties kept together)."""
-    count = int(inside.sum())
-    keep = round(count * fraction)
-    if keep >= count:
-        return inside.copy()
-    if keep <= 0:
-        return np.zeros_like(inside)
-    values = np.sort(depth[inside])
-    return inside & (depth >= values[count - keep])
+    """The round(`fraction` x area) pixels of `inside` with the largest `depth`."""
+    return _ranked(inside, -depth, round(int(inside.sum()) * fraction))
 
 
 def end_systole(ed: np.ndarray, ef: float) -> np.ndarray:
@@ -63,13 +71,8 @@ def end_systole(ed: np.ndarray, ef: float) -> np.ndarray:
         es[wall_es & ~lv_es] = MYO
     if la.any():
         grow = int(la.sum() * ((1.0 + ef) ** (2.0 / 3.0) - 1.0))
-        free = es == 0
-        distance = _edt(~la)  # distance from the LA
-        candidates = free & (distance > 0)
-        if candidates.any() and grow > 0:
-            order = np.sort(distance[candidates])
-            limit = order[min(grow, order.size) - 1]
-            es[candidates & (distance <= limit)] = LA
+        distance = _edt(~la)  # distance from the LA into the free background
+        es[_ranked((es == 0) & (distance > 0), distance, grow)] = LA
     return es
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import uuid
 import zipfile
@@ -40,10 +41,14 @@ def multipart(files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     parts = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
-        f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
         for field, name, data in files
     ]
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+    return b"".join(
+        parts
+    ) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def upload(api: Server, files: list[tuple[str, str, bytes]]) -> tuple[int, dict[str, Any]]:
@@ -60,7 +65,12 @@ def test_labels_say_which_brushes_the_model_uses(api: Server) -> None:
     served = api.json("/v1/labels")
     assert [e["kept"] for e in served["labels"]] == [True, True, True, True]  # type: ignore[index]
     lv_only = labels_info((1,), "ventricle")
-    assert {e["value"]: e["kept"] for e in lv_only["labels"]} == {0: True, 1: True, 2: False, 3: False}
+    assert {e["value"]: e["kept"] for e in lv_only["labels"]} == {
+        0: True,
+        1: True,
+        2: False,
+        3: False,
+    }
 
 
 def test_mask_upload_reads_what_generate_reads(api: Server, tmp_path: Path) -> None:
@@ -80,8 +90,16 @@ def test_mask_upload_reads_what_generate_reads(api: Server, tmp_path: Path) -> N
     write_nifti(tmp_path / "patient0007_2CH_ES_gt", mask, (0.3, 0.2))
     write_nifti(tmp_path / "patient0007_2CH_ES", image, (0.3, 0.2))
     files = [
-        ("file", "patient0007_2CH_ES.nii.gz", (tmp_path / "patient0007_2CH_ES.nii.gz").read_bytes()),
-        ("file", "patient0007_2CH_ES_gt.nii.gz", (tmp_path / "patient0007_2CH_ES_gt.nii.gz").read_bytes()),
+        (
+            "file",
+            "patient0007_2CH_ES.nii.gz",
+            (tmp_path / "patient0007_2CH_ES.nii.gz").read_bytes(),
+        ),
+        (
+            "file",
+            "patient0007_2CH_ES_gt.nii.gz",
+            (tmp_path / "patient0007_2CH_ES_gt.nii.gz").read_bytes(),
+        ),
     ]
     status, answer = upload(api, files)
     assert status == 200, answer
@@ -93,7 +111,10 @@ def test_mask_upload_reads_what_generate_reads(api: Server, tmp_path: Path) -> N
     write_mhd(tmp_path / "patient0008_4CH_ED_gt", mask, (0.3, 0.2))
     header = (tmp_path / "patient0008_4CH_ED_gt.mhd").read_bytes()
     data = (tmp_path / "patient0008_4CH_ED_gt.raw").read_bytes()
-    status, answer = upload(api, [("mask", "patient0008_4CH_ED_gt.mhd", header), ("raw", "patient0008_4CH_ED_gt.raw", data)])
+    status, answer = upload(
+        api,
+        [("mask", "patient0008_4CH_ED_gt.mhd", header), ("raw", "patient0008_4CH_ED_gt.raw", data)],
+    )
     assert status == 200, answer
     assert np.array_equal(b64image(answer["mask"]), mask * 85)
     status, answer = upload(api, [("mask", "patient0008_4CH_ED_gt.mhd", header)])
@@ -105,7 +126,9 @@ def test_mask_upload_refusals_name_the_upload(api: Server, tmp_path: Path) -> No
     status, answer = upload(api, [("file", "scan.png", png(colour))])
     assert status == 400 and answer["error"].startswith("upload 'scan.png' | colour image")
     write_nifti(tmp_path / "bad_gt", (blocks() * 7).astype(np.uint8), (0.3, 0.3))  # values 0..21
-    status, answer = upload(api, [("file", "bad_gt.nii.gz", (tmp_path / "bad_gt.nii.gz").read_bytes())])
+    status, answer = upload(
+        api, [("file", "bad_gt.nii.gz", (tmp_path / "bad_gt.nii.gz").read_bytes())]
+    )
     assert status == 400 and answer["error"].startswith("upload 'bad_gt.nii.gz' | mask values")
     assert "echogen-upload" not in answer["error"]  # no temporary path in the message
 
@@ -151,7 +174,9 @@ def test_cine_refuses_bad_options(api: Server, query: str, expected: str) -> Non
 
 
 def test_cine_without_an_lv_says_so(api: Server) -> None:
-    status, _, body = api.post("/v1/cine", png(np.where(blocks((SIZE, SIZE)) == 1, 0, blocks((SIZE, SIZE)))))
+    status, _, body = api.post(
+        "/v1/cine", png(np.where(blocks((SIZE, SIZE)) == 1, 0, blocks((SIZE, SIZE))))
+    )
     assert status == 400 and "no LV cavity" in json.loads(body)["error"]
 
 
@@ -167,7 +192,7 @@ def test_end_systole_follows_the_ejection_fraction(ef: float) -> None:
     frames = drawn_cine.sequence(ed, 9, ef)
     lv = [int((f == 1).sum()) for f in frames]
     assert np.array_equal(frames[0], ed) and np.array_equal(frames[-1], es)
-    assert all(a >= b for a, b in zip(lv, lv[1:])) and lv[0] > lv[4] > lv[-1]
+    assert all(a >= b for a, b in itertools.pairwise(lv)) and lv[0] > lv[4] > lv[-1]
 
 
 def test_end_systole_needs_an_lv() -> None:

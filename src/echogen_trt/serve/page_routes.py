@@ -283,7 +283,9 @@ def encode_cine(
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
             for k, (mask, frame) in enumerate(zip(masks, frames, strict=True)):
                 archive.writestr(f"frame_{k:03d}.png", encode_frame("f.png", frame))
-                archive.writestr(f"mask_{k:03d}.png", encode_frame("m.png", mask * np.uint8(SCALES[0])))
+                archive.writestr(
+                    f"mask_{k:03d}.png", encode_frame("m.png", mask * np.uint8(SCALES[0]))
+                )
         return buffer.getvalue()
     loop = runtime_cine.preview_frames(frames, masks if overlay else None)
     if fmt == "gif":

@@ -119,6 +119,10 @@ def test_mask_upload_reads_what_generate_reads(api: Server, tmp_path: Path) -> N
     assert np.array_equal(b64image(answer["mask"]), mask * 85)
     status, answer = upload(api, [("mask", "patient0008_4CH_ED_gt.mhd", header)])
     assert status == 400 and "without its data file 'patient0008_4CH_ED_gt.raw'" in answer["error"]
+    elsewhere = header.replace(b"patient0008_4CH_ED_gt.raw", b"../../../../etc/hostname")
+    files = [("mask", "p_gt.mhd", elsewhere), ("raw", "patient0008_4CH_ED_gt.raw", data)]
+    status, answer = upload(api, files)
+    assert status == 400 and "without its data file '../../../../etc/hostname'" in answer["error"]
 
 
 def test_mask_upload_refusals_name_the_upload(api: Server, tmp_path: Path) -> None:

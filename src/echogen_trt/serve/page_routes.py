@@ -32,11 +32,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from echogen_trt.artifacts.medical_image import read_medical
 from echogen_trt.errors import InputMismatch
 from echogen_trt.fileio import show_path
 from echogen_trt.runtime import cine as runtime_cine
-from echogen_trt.runtime.io import SCALES, encode_frame, mask_from_bytes, mask_suffix, read_mask
+from echogen_trt.runtime.io import (
+    SCALES,
+    check_pixels,
+    encode_frame,
+    image_size,
+    mask_from_bytes,
+    mask_suffix,
+    read_mask,
+)
+from echogen_trt.runtime.io import _read_medical as read_checked_medical  # its size check too
 from echogen_trt.runtime.model_tensors import prepare_mask, resize_mask
 from echogen_trt.serve import drawn_cine
 from echogen_trt.serve.batcher import Closed
@@ -139,7 +147,7 @@ def decode_uploads(
         mask = _read_upload_mask(mask_file, uploads, Path(folder), max_pixels)
         image = None
         if image_file is not None:
-            image = _read_upload_image(image_file, uploads, Path(folder), mask.shape)
+            image = _read_upload_image(image_file, uploads, Path(folder), mask.shape, max_pixels)
     return {
         "name": mask_file.name,
         "height": int(mask.shape[0]),
@@ -163,11 +171,12 @@ def _stage(upload: Upload, uploads: list[Upload], folder: Path) -> Path:
     if mask_suffix(path) == ".mhd":
         match = re.search(rb"ElementDataFile\s*=\s*(\S+)", upload.data)
         data_file = match.group(1).decode("latin-1") if match else ""
-        if data_file and data_file != "LOCAL" and not (folder / data_file).is_file():
+        uploaded = {u.name for u in uploads}
+        if data_file != "LOCAL" and data_file not in uploaded:  # never a path to elsewhere
             raise RequestRejected(
                 f"upload {upload.name!r} | a MetaImage header without its data file "
-                f"{data_file!r}. Expected the .mhd and its .raw together. Hint: select or drop "
-                "both files at once."
+                f"{data_file[:80]!r}. Expected the .mhd and its .raw together (the header naming "
+                "it without a folder). Hint: select or drop both files at once."
             )
     return path
 
@@ -175,7 +184,7 @@ def _stage(upload: Upload, uploads: list[Upload], folder: Path) -> Path:
 def _renamed(err: InputMismatch, path: Path, name: str) -> InputMismatch:
     """The reader's message with the temporary path replaced by the uploaded file's name."""
     text = str(err).replace(show_path(path), f"upload {name!r}").replace(str(path), name)
-    return InputMismatch(text)
+    return type(err)(text)  # MaskTooLarge stays a 413
 
 
 def _read_upload_mask(
@@ -191,21 +200,27 @@ def _read_upload_mask(
 
 
 def _read_upload_image(
-    upload: Upload, uploads: list[Upload], folder: Path, shape: tuple[int, ...]
+    upload: Upload, uploads: list[Upload], folder: Path, shape: tuple[int, ...], max_pixels: int
 ) -> np.ndarray:
     """The real image as uint8 grey at the mask's size (stretched to 0..255 when it is not
     8-bit)."""
     source = f"upload {upload.name!r}"
     try:
         if mask_suffix(upload.name) in MEDICAL:
-            array = np.squeeze(read_medical(_stage(upload, uploads, folder))[0])
+            path = _stage(upload, uploads, folder)
+            array = np.squeeze(read_checked_medical(path, mask_suffix(path), max_pixels))
         else:
+            size = image_size(upload.data)
+            if size is not None:
+                check_pixels(source, size, max_pixels)
             decoded = cv2.imdecode(np.frombuffer(upload.data, np.uint8), cv2.IMREAD_GRAYSCALE)
             if decoded is None:
                 raise InputMismatch(f"{source} | not a decodable image. Expected PNG or JPEG.")
             array = decoded
-    except (InputMismatch, RequestRejected):
+    except RequestRejected:
         raise
+    except InputMismatch as err:
+        raise _renamed(err, folder / upload.name, upload.name) from err
     except Exception as err:  # the medical readers raise all sorts
         raise InputMismatch(
             f"{source} | cannot be read ({type(err).__name__}: {str(err).strip()[:160]}). "

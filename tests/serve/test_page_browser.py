@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,20 @@ def page_labels(page: Any) -> np.ndarray:
     return labels
 
 
+def settled_labels(page: Any, unlike: np.ndarray, seconds: float = 20.0) -> np.ndarray:
+    """The mask canvas's labels once they differ from `unlike` and stay the same for 0.5 s
+    (a debounced reload has landed), however slow the machine."""
+    deadline = time.monotonic() + seconds
+    last = page_labels(page)
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        now = page_labels(page)
+        if np.array_equal(now, last) and not np.array_equal(now, unlike):
+            return now
+        last = now
+    raise AssertionError("the mask did not settle on a new state")
+
+
 def downloaded(page: Any, selector: str) -> tuple[str, bytes]:
     with page.expect_download() as info:
         page.click(selector)
@@ -291,10 +306,7 @@ def test_undo_covers_a_slider_gesture_as_one_step_and_redo(open_app: Callable[..
     page.mouse.up()
     moved = slider.input_value()
     assert moved != start_value
-    page.wait_for_function(f"() => document.querySelector('#p-lv_length').value === '{moved}'")
-    page.wait_for_timeout(400)  # the phantom reload after the last move
-    moved_labels = page_labels(page)
-    assert not np.array_equal(moved_labels, start_labels)
+    moved_labels = settled_labels(page, start_labels)  # the phantom after the last move
 
     page.click("#show-fan")  # focus elsewhere: Ctrl+Z still undoes
     page.keyboard.press("Control+z")
@@ -439,7 +451,7 @@ def test_load_a_mask_png_npy_and_camus(open_app: Callable[..., Any], tmp_path: P
         payload,
     )
     page.wait_for_function(
-        "() => document.querySelector('#status').textContent.includes('dropped.png')"
+        "() => document.querySelector('#status').textContent.startsWith('Loaded dropped.png')"
     )
     assert page.url == url
     assert np.array_equal(page_labels(page), resize_mask(np.fliplr(mask), (SIZE, SIZE)))

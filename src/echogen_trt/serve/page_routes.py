@@ -45,7 +45,7 @@ from echogen_trt.runtime.io import (
     read_mask,
 )
 from echogen_trt.runtime.io import _read_medical as read_checked_medical  # its size check too
-from echogen_trt.runtime.model_tensors import prepare_mask, resize_mask
+from echogen_trt.runtime.model_tensors import resize_mask
 from echogen_trt.serve import drawn_cine
 from echogen_trt.serve.batcher import Closed
 from echogen_trt.serve.palette import labels_info
@@ -275,7 +275,7 @@ async def cine(request: Request) -> Response:
     def masks_of() -> tuple[np.ndarray, list[np.ndarray]]:
         ed = resize_mask(mask_from_body(body, kind, state.limits), meta.input_size)
         masks = drawn_cine.sequence(ed, n, ef)
-        return masks, [prepare_mask(m, meta) for m in masks]
+        return masks, [state.batcher.gen.prepare(m) for m in masks]  # as /v1/generate
 
     masks, prepared = await run_in_threadpool(masks_of)
     if not state.batcher.ready:

@@ -21,7 +21,7 @@ from serve_helpers import META, Server, blocks, png, request
 from test_batcher import FakeGen
 
 from echogen_trt.artifacts.model_meta import ModelMeta
-from echogen_trt.serve.app import ServeState, _frame
+from echogen_trt.serve.app import ServeState
 from echogen_trt.serve.batcher import DynamicBatcher
 from echogen_trt.serve.limits import ServeLimits
 from echogen_trt.serve.metrics import ServerMetrics
@@ -246,7 +246,7 @@ def test_a_request_past_its_deadline_gets_503_and_gives_up_its_place() -> None:
     busy = batcher.submit(np.full((2, 2), 1, np.int64))  # occupies the worker for 0.5 s
 
     async def late() -> None:
-        await _frame(state, np.full((2, 2), 7, np.int64), time.monotonic() + 0.1)
+        await state.frame(np.full((2, 2), 7, np.int64), time.monotonic() + 0.1)
 
     with pytest.raises(RequestRejected, match="no frame within") as err:
         asyncio.run(late())

@@ -41,7 +41,7 @@ from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import EchogenError, InternalError
 from echogen_trt.runtime import registry
 from echogen_trt.runtime.io import encode_frame
-from echogen_trt.serve import phantom
+from echogen_trt.serve import page_routes, phantom
 from echogen_trt.serve.batcher import Closed, DynamicBatcher
 from echogen_trt.serve.guard import LOOPBACK_NAMES, Guard
 from echogen_trt.serve.limits import ServeLimits
@@ -59,7 +59,8 @@ from echogen_trt.serve.requests import (
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-ROUTES = ("/", "/v1/generate", "/v1/model", "/v1/phantom", "/healthz", "/readyz", "/metrics")
+ROUTES = ("/", "/v1/generate", "/v1/model", "/v1/phantom", "/healthz", "/readyz", "/metrics",
+          *page_routes.PATHS)  # fmt: skip
 
 
 @dataclass
@@ -100,6 +101,21 @@ class ServeState:
         finally:
             self._slots.release()
 
+    async def frame(self, prepared: np.ndarray, deadline: float) -> np.ndarray:
+        """The batcher's frame for `prepared`, or 503 once `deadline` passes (the queued request
+        is cancelled, so the worker skips it)."""
+        future = asyncio.wrap_future(self.batcher.submit(prepared))
+        try:
+            return await asyncio.wait_for(future, max(deadline - time.monotonic(), 0.0))
+        except TimeoutError:
+            raise RequestRejected(
+                f"server | no frame within {self.limits.request_timeout_s:g} s (the model is "
+                "behind). Expected a less loaded server. Hint: retry after the Retry-After "
+                "seconds.",
+                503,
+                "deadline",
+            ) from None
+
     @property
     def meta(self) -> ModelMeta:
         if self.batcher.meta is None:
@@ -128,7 +144,7 @@ def create_app(state: ServeState) -> ASGIApp:
             mask, prepared = await run_in_threadpool(_decode, state, body, kind, source)
             shape = (int(mask.shape[0]), int(mask.shape[1]))
             del body, mask  # a queued request holds only its model-size tensor
-        frame = await _frame(state, prepared, deadline)
+        frame = await state.frame(prepared, deadline)
         if size != "original":
             data = await run_in_threadpool(encode_frame, f"frame.{fmt}", frame)
             return Response(data, media_type=OUTPUT_FORMATS[fmt])
@@ -176,6 +192,7 @@ def create_app(state: ServeState) -> ASGIApp:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        *page_routes.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(
@@ -206,21 +223,6 @@ def _busy(why: str) -> RequestRejected:
         503,
         "busy",
     )
-
-
-async def _frame(state: ServeState, prepared: np.ndarray, deadline: float) -> np.ndarray:
-    """The batcher's frame for `prepared`, or 503 once `deadline` passes (the queued request
-    is cancelled, so the worker skips it)."""
-    future = asyncio.wrap_future(state.batcher.submit(prepared))
-    try:
-        return await asyncio.wait_for(future, max(deadline - time.monotonic(), 0.0))
-    except TimeoutError:
-        raise RequestRejected(
-            f"server | no frame within {state.limits.request_timeout_s:g} s (the model is "
-            "behind). Expected a less loaded server. Hint: retry after the Retry-After seconds.",
-            503,
-            "deadline",
-        ) from None
 
 
 def model_info(state: ServeState) -> dict[str, Any]:

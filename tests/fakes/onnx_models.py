@@ -15,11 +15,12 @@ META = ModelMeta("ventricle", (1,), (16, 16))
 
 def _model(nodes: list[onnx.NodeProto], meta: ModelMeta | None) -> onnx.ModelProto:
     weight = numpy_helper.from_array(np.full((1, 1, 3, 3), 0.1, np.float32), "w")
+    height, width = meta.input_size if meta is not None else (16, 16)
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", 1, 16, 16])],
-        [helper.make_tensor_value_info("echo", TensorProto.FLOAT, ["batch", 1, 16, 16])],
+        [helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", 1, height, width])],
+        [helper.make_tensor_value_info("echo", TensorProto.FLOAT, ["batch", 1, height, width])],
         [weight],
     )
     opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]

@@ -47,17 +47,31 @@ def write_sequence(
     suffix = job.out.suffix
     for index, frame in enumerate(frames):
         write_frame(folder / f"frame_{index:03d}{suffix}", frame)
-    shown = [
-        panel(frame, mask) if masks is not None else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        for frame, mask in zip(frames, masks if masks is not None else frames, strict=True)
-    ]
-    loop = shown + shown[-2:0:-1]  # ED -> ES -> back, so the loop has no jump
     target = preview_path(job)
+    loop = preview_frames(frames, masks)
     if target.suffix == ".gif":
         write_bytes_atomic(target, encode_gif(loop, fps))
     else:
         write_mp4(target, loop, fps)
     return target
+
+
+def preview_frames(frames: Sequence[np.ndarray], masks: np.ndarray | None) -> list[np.ndarray]:
+    """The preview's BGR frames, ED -> ES -> back (no jump when it loops): the frames alone, or
+    mask | frame | contours panels when `masks` are given. `serve`'s cine export uses it too."""
+    shown = [
+        panel(frame, mask) if masks is not None else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        for frame, mask in zip(frames, masks if masks is not None else frames, strict=True)
+    ]
+    return shown + shown[-2:0:-1]
+
+
+def encode_mp4(frames: Sequence[np.ndarray], fps: float) -> bytes:
+    """The bytes of an MP4 of BGR frames (OpenCV writes files only: a temporary one)."""
+    with tempfile.TemporaryDirectory(prefix="echogen-cine-") as folder:
+        target = Path(folder) / "cine.mp4"
+        write_mp4(target, frames, fps)
+        return target.read_bytes()
 
 
 def encode_gif(frames: Sequence[np.ndarray], fps: float) -> bytes:

@@ -1,120 +1,32 @@
-// echogen-trt serve page: a label-map editor, live generation, phantom sliders and an ED->ES cine.
-// Plain JS, no build step, no external resources. The mask is a Uint8Array of labels 0..3 at the
-// model's resolution; it travels to POST /v1/generate as a greyscale PNG (labels x85).
+// echogen-trt serve page: a label-map editor, live generation, loading masks, phantom sliders and
+// a cine of the user's own mask. Plain JS modules, no build step, nothing from elsewhere; it runs
+// under a strict Content-Security-Policy (no inline script or style, same-origin requests, every
+// server string shown with textContent).
 "use strict";
 
-const COLOURS = { 0: [0, 0, 0], 1: [230, 60, 60], 2: [60, 200, 60], 3: [40, 120, 230] };
-const $ = (id) => document.getElementById(id);
+import { $, state, bus, drawFrame } from "./state.js";
+import {
+  canvasPoint, labelsFromImage, labelsPng, maskCanvas, renderContours, renderMask, setPalette,
+  sizeCanvases, stamp, strokeTo,
+} from "./mask.js";
+import { generate, getJson, message, request, setOnline, startPolling, status } from "./server.js";
+import { exportCine, playCine, stopCine } from "./cine.js";
+import { downloadFrame, downloadMask, setupLoading } from "./files.js";
 
-const state = {
-  width: 256, height: 256,
-  labels: null,         // Uint8Array(width * height)
-  tool: 1, brush: 8,
-  undo: [],
-  inFlight: false, dirty: false,
-  frameBlob: null, generation: 0,
-  cine: null,           // {frames, masks, timer, index, dir}
-  ranges: {},
-};
+const KEYS = { "1": 1, "2": 2, "3": 3, e: 0, E: 0 };
+const HISTORY = 50;
 
-const maskCanvas = $("mask");
-const maskCtx = maskCanvas.getContext("2d", { willReadFrequently: true });
-const scratch = document.createElement("canvas");
-const scratchCtx = scratch.getContext("2d", { willReadFrequently: true });
-
-// -- status -------------------------------------------------------------------------------------
-function status(text, isError = false) {
-  const el = $("status");
-  el.textContent = text;
-  el.classList.toggle("error", isError);
+// -- live generation: at most one request in flight; the latest mask goes when it returns ------
+// A failed request leaves the frame stale: marked on the frame while there is one to mark.
+function setStale(stale) {
+  state.stale = stale;
+  const shown = stale && state.generation > 0;
+  $("stale").hidden = !shown;
+  $("frame-viewport").classList.toggle("stale", shown);
 }
 
-async function errorText(response) {
-  try {
-    const body = await response.json();
-    return body.error || response.statusText;
-  } catch (_) {
-    return response.statusText;
-  }
-}
-
-// -- mask rendering and encoding ----------------------------------------------------------------
-function renderMask(labels = state.labels) {
-  const image = maskCtx.createImageData(state.width, state.height);
-  for (let i = 0; i < labels.length; i++) {
-    const c = COLOURS[labels[i]];
-    image.data[4 * i] = c[0];
-    image.data[4 * i + 1] = c[1];
-    image.data[4 * i + 2] = c[2];
-    image.data[4 * i + 3] = 255;
-  }
-  maskCtx.putImageData(image, 0, 0);
-  renderContours(labels);
-}
-
-function renderContours(labels = state.labels) {
-  const canvas = $("contours");
-  const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  if (!$("show-contours").checked) return;
-  const image = ctx.createImageData(state.width, state.height);
-  const w = state.width, h = state.height;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = y * w + x, v = labels[i];
-      if (!v) continue;
-      const edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 ||
-        labels[i - 1] !== v || labels[i + 1] !== v || labels[i - w] !== v || labels[i + w] !== v;
-      if (edge) {
-        const c = COLOURS[v];
-        image.data.set([c[0], c[1], c[2], 255], 4 * i);
-      }
-    }
-  }
-  ctx.putImageData(image, 0, 0);
-}
-
-function labelsPng(labels = state.labels) {
-  const image = scratchCtx.createImageData(state.width, state.height);
-  for (let i = 0; i < labels.length; i++) {
-    const v = labels[i] * 85;
-    image.data[4 * i] = v; image.data[4 * i + 1] = v; image.data[4 * i + 2] = v;
-    image.data[4 * i + 3] = 255;
-  }
-  scratchCtx.putImageData(image, 0, 0);
-  return new Promise((resolve) => scratch.toBlob(resolve, "image/png"));
-}
-
-async function labelsFromPng(blob) {
-  const bitmap = await createImageBitmap(blob);
-  scratchCtx.clearRect(0, 0, state.width, state.height);
-  scratchCtx.drawImage(bitmap, 0, 0, state.width, state.height);
-  const data = scratchCtx.getImageData(0, 0, state.width, state.height).data;
-  const labels = new Uint8Array(state.width * state.height);
-  for (let i = 0; i < labels.length; i++) labels[i] = data[4 * i];
-  return labels;
-}
-
-// -- generation -----------------------------------------------------------------------------------
-async function generateOnce(labels) {
-  const body = await labelsPng(labels);
-  const t0 = performance.now();
-  const response = await fetch("/v1/generate", {
-    method: "POST", headers: { "Content-Type": "image/png" }, body,
-  });
-  if (!response.ok) throw new Error(await errorText(response));
-  return { blob: await response.blob(), ms: performance.now() - t0 };
-}
-
-function showFrame(blob) {
-  const img = $("frame");
-  const old = img.src;
-  img.src = URL.createObjectURL(blob);
-  if (old && old.startsWith("blob:")) URL.revokeObjectURL(old);
-}
-
-// Live updates: at most one request in flight; the latest mask is sent when it returns.
 async function requestFrame() {
+  if (!state.ready) return;
   if (state.cine) stopCine();
   if (state.inFlight) { state.dirty = true; return; }
   state.inFlight = true;
@@ -122,58 +34,88 @@ async function requestFrame() {
   try {
     do {
       state.dirty = false;
-      const { blob, ms } = await generateOnce(state.labels);
+      const { blob, ms } = await generate(await labelsPng(state.labels));
+      state.frameBitmap = await createImageBitmap(blob);
       state.frameBlob = blob;
-      showFrame(blob);
+      if (!state.cine) drawFrame(state.frameBitmap);
       state.generation += 1;
       $("frame").dataset.generation = String(state.generation);
       $("timing").textContent = `${ms.toFixed(0)} ms round trip`;
+      setStale(false);
+      message(null);
       status("Frame updated.");
     } while (state.dirty);
   } catch (err) {
-    status(`Generation failed: ${err.message}`, true);
+    setStale(true);
+    message(`Generation failed: ${err.message}. ` +
+      (state.generation > 0 ? "The frame shown is from an earlier mask; " : "") +
+      "the page retries when the server is back.");
   } finally {
     state.inFlight = false;
     $("busy").hidden = true;
   }
 }
 
-// -- drawing --------------------------------------------------------------------------------------
-function canvasPoint(event) {
-  const rect = maskCanvas.getBoundingClientRect();
-  return [
-    ((event.clientX - rect.left) / rect.width) * state.width,
-    ((event.clientY - rect.top) / rect.height) * state.height,
-  ];
+// -- history: one snapshot per stroke, clear, load or slider gesture; sliders included ----------
+function sliderValues() {
+  const values = {};
+  document.querySelectorAll("input[data-param]").forEach((i) => { values[i.dataset.param] = i.value; });
+  return values;
 }
 
-function stamp(cx, cy) {
-  const r = state.brush / 2, r2 = r * r;
-  const x0 = Math.max(0, Math.floor(cx - r)), x1 = Math.min(state.width - 1, Math.ceil(cx + r));
-  const y0 = Math.max(0, Math.floor(cy - r)), y1 = Math.min(state.height - 1, Math.ceil(cy + r));
-  for (let y = y0; y <= y1; y++) {
-    for (let x = x0; x <= x1; x++) {
-      const dx = x + 0.5 - cx, dy = y + 0.5 - cy;
-      if (dx * dx + dy * dy <= r2 || (r < 1 && Math.abs(dx) <= 0.5 && Math.abs(dy) <= 0.5)) {
-        state.labels[y * state.width + x] = state.tool;
-      }
-    }
-  }
+// Slider values as of the last finished gesture: an `input` event has already moved the slider
+// when the gesture's undo snapshot is taken.
+let settledSliders = {};
+
+function snapshot() {
+  return { labels: state.labels.slice(), sliders: { ...settledSliders } };
 }
 
-function strokeTo(from, to) {
-  const dist = Math.hypot(to[0] - from[0], to[1] - from[1]);
-  const steps = Math.max(1, Math.ceil(dist / Math.max(0.5, state.brush / 4)));
-  for (let s = 1; s <= steps; s++) {
-    const t = s / steps;
-    stamp(from[0] + (to[0] - from[0]) * t, from[1] + (to[1] - from[1]) * t);
-  }
+function pushUndo() {
+  state.undo.push(snapshot());
+  if (state.undo.length > HISTORY) state.undo.shift();
+  state.redo = [];
+  updateHistoryButtons();
 }
 
+function restore(from, to) {
+  const previous = from.pop();
+  if (!previous) return;
+  if (state.cine) stopCine();
+  to.push(snapshot());
+  state.labels = previous.labels;
+  document.querySelectorAll("input[data-param]").forEach((input) => {
+    input.value = previous.sliders[input.dataset.param];
+    showSlider(input);
+  });
+  settledSliders = sliderValues();
+  renderMask();
+  updateHistoryButtons();
+  requestFrame();
+}
+
+const undo = () => restore(state.undo, state.redo);
+const redo = () => restore(state.redo, state.undo);
+
+function updateHistoryButtons() {
+  $("undo").disabled = state.undo.length === 0;
+  $("redo").disabled = state.redo.length === 0;
+}
+
+function replaceLabels(labels) {
+  if (state.cine) stopCine();
+  pushUndo();
+  state.labels = labels;
+  renderMask();
+  requestFrame();
+}
+
+// -- drawing ----------------------------------------------------------------------------------
 let last = null;
 let lastSent = 0;
 
 maskCanvas.addEventListener("pointerdown", (event) => {
+  if (!state.ready || event.button > 0) return;
   if (state.cine) stopCine();
   maskCanvas.setPointerCapture(event.pointerId);
   pushUndo();
@@ -200,23 +142,58 @@ function endStroke() {
 maskCanvas.addEventListener("pointerup", endStroke);
 maskCanvas.addEventListener("pointercancel", endStroke);
 
-function pushUndo() {
-  state.undo.push(state.labels.slice());
-  if (state.undo.length > 50) state.undo.shift();
+// -- tools: built from /v1/labels; a label the model does not use has its brush off, with why --
+function buildTools() {
+  const tools = $("tools"), legend = $("legend");
+  tools.replaceChildren();
+  legend.replaceChildren();
+  const order = [...state.labelInfo.filter((l) => l.value), ...state.labelInfo.filter((l) => !l.value)];
+  const experiment = state.model.meta.experiment;
+  for (const l of order) {
+    const key = l.value ? String(l.value) : "E";
+    const button = document.createElement("button");
+    button.className = "tool";
+    button.dataset.label = String(l.value);
+    button.setAttribute("aria-pressed", "false");
+    const swatch = document.createElement("i");
+    swatch.className = `sw sw-${l.value}`;
+    button.append(swatch, document.createTextNode(l.brush));
+    if (l.kept) {
+      button.title = `${l.title} (${key})`;
+      button.addEventListener("click", () => selectTool(l.value));
+    } else {
+      button.disabled = true;
+      button.title = `${l.title}: not used by this model (${experiment}); drawing it would change nothing`;
+    }
+    tools.append(button);
+    if (l.value) {
+      const item = document.createElement("span");
+      const sw = document.createElement("i");
+      sw.className = `sw sw-${l.value}`;
+      item.append(sw, document.createTextNode(l.title + (l.kept ? "" : " (unused)")));
+      legend.append(item);
+    }
+  }
+  const unused = state.labelInfo.filter((l) => !l.kept).map((l) => l.brush);
+  $("unused").hidden = unused.length === 0;
+  $("unused").textContent = unused.length
+    ? `${unused.join(", ")}: not used by this model (${experiment}), so those brushes are off.` : "";
+  const first = state.labelInfo.find((l) => l.value && l.kept);
+  selectTool(first ? first.value : 0);
 }
 
-function undo() {
-  const previous = state.undo.pop();
-  if (!previous) return;
-  state.labels = previous;
-  renderMask();
-  requestFrame();
+function toolUsable(label) {
+  const info = state.labelInfo.find((l) => l.value === label);
+  return Boolean(info && info.kept);
 }
 
 function selectTool(label) {
+  if (!toolUsable(label)) return;
   state.tool = label;
   document.querySelectorAll("button.tool").forEach((b) => {
-    b.classList.toggle("active", Number(b.dataset.label) === label);
+    const on = Number(b.dataset.label) === label;
+    b.classList.toggle("active", on);
+    b.setAttribute("aria-pressed", String(on));
   });
 }
 
@@ -226,193 +203,145 @@ function setBrush(size) {
   $("brush-out").textContent = String(state.brush);
 }
 
-// -- phantom ------------------------------------------------------------------------------------
-function phantomQuery(phase = 0) {
-  const params = new URLSearchParams();
-  document.querySelectorAll("input[data-param]").forEach((input) => {
-    params.set(input.dataset.param, input.value);
-  });
-  params.set("phase", phase.toFixed(4));
-  return params;
+// Shortcuts work whatever has focus (a checkbox, a slider, a button), except where one types.
+function typing(target) {
+  if (!(target instanceof HTMLElement)) return false;
+  if (target.isContentEditable || target.tagName === "TEXTAREA") return true;
+  return target.tagName === "INPUT" &&
+    !["range", "checkbox", "radio", "button", "submit", "file", "color"].includes(target.type);
 }
 
-async function phantomLabels(phase = 0) {
-  const response = await fetch(`/v1/phantom?${phantomQuery(phase)}`);
-  if (!response.ok) throw new Error(await errorText(response));
-  return labelsFromPng(await response.blob());
+document.addEventListener("keydown", (e) => {
+  if (typing(e.target) || !state.ready) return;
+  const key = e.key.toLowerCase();
+  if (e.ctrlKey || e.metaKey) {
+    if (key === "z" && !e.shiftKey) { e.preventDefault(); undo(); }
+    else if ((key === "z" && e.shiftKey) || key === "y") { e.preventDefault(); redo(); }
+    return;
+  }
+  if (e.altKey) return;
+  if (e.key in KEYS) { e.preventDefault(); selectTool(KEYS[e.key]); }
+  else if (e.key === "[") { e.preventDefault(); setBrush(state.brush - 2); }
+  else if (e.key === "]") { e.preventDefault(); setBrush(state.brush + 2); }
+});
+
+// -- phantom ----------------------------------------------------------------------------------
+function showSlider(input) {
+  const out = document.querySelector(`output[data-for="${input.dataset.param}"]`);
+  out.textContent = `${Number(input.value).toFixed(input.dataset.param === "wall" ? 1 : 0)} mm`;
 }
 
-async function loadPhantom() {
+async function loadPhantom(record = true) {
+  if (!state.ready) return;
   if (state.cine) stopCine();
   try {
-    const labels = await phantomLabels(0);
-    pushUndo();
+    const params = new URLSearchParams(sliderValues());
+    params.set("phase", "0");
+    const response = await request(`/v1/phantom?${params}`);
+    const labels = await labelsFromImage(await response.blob(), state.width, state.height);
+    if (record) pushUndo();
     state.labels = labels;
     renderMask();
     requestFrame();
   } catch (err) {
-    status(`Phantom failed: ${err.message}`, true);
+    message(`Phantom failed: ${err.message}`);
   }
 }
 
+let slidersReady = false;
 function setupSliders(ranges) {
+  if (slidersReady) return;
+  slidersReady = true;
   const defaults = { lv_length: 86, lv_width: 48, wall: 9.5, la_size: 40 };
-  let timer = null;
+  let timer = null, gesture = false;
   document.querySelectorAll("input[data-param]").forEach((input) => {
     const name = input.dataset.param;
     const [lo, hi] = ranges[name] || [0, 100];
     input.min = lo; input.max = hi; input.value = defaults[name];
-    const out = document.querySelector(`output[data-for="${name}"]`);
-    const show = () => { out.textContent = `${Number(input.value).toFixed(name === "wall" ? 1 : 0)} mm`; };
-    show();
+    showSlider(input);
     input.addEventListener("input", () => {
-      show();
+      if (!gesture) { pushUndo(); gesture = true; }  // one undo step per slider gesture
+      showSlider(input);
       clearTimeout(timer);
-      timer = setTimeout(loadPhantom, 60);
+      timer = setTimeout(() => loadPhantom(false), 60);
     });
+    input.addEventListener("change", () => { gesture = false; settledSliders = sliderValues(); });
   });
+  settledSliders = sliderValues();
 }
 
-// -- cine -----------------------------------------------------------------------------------------
-async function playCine() {
-  if (state.cine) { stopCine(); return; }
-  const n = Number($("cine-frames").value);
-  const fps = Number($("cine-fps").value);
-  const play = $("play");
-  play.disabled = true;
-  $("busy").hidden = false;
-  status(`Generating ${n} cine frames…`);
-  try {
-    const t0 = performance.now();
-    const phases = Array.from({ length: n }, (_, k) => k / (n - 1));
-    const masks = await Promise.all(phases.map((p) => phantomLabels(p)));
-    const results = await Promise.all(masks.map((m) => generateOnce(m)));  // batched server-side
-    const ms = performance.now() - t0;
-    const frames = await Promise.all(results.map((r) => createImageBitmap(r.blob)));
-    $("cine-info").textContent = `${n} frames in ${ms.toFixed(0)} ms`;
-    status(`Cine ready: ${n} frames generated in ${ms.toFixed(0)} ms. Playing ED → ES → ED.`);
-    startCine(frames, masks, fps);
-  } catch (err) {
-    status(`Cine failed: ${err.message}`, true);
-  } finally {
-    play.disabled = false;
-    $("busy").hidden = true;
-  }
-}
-
-function startCine(frames, masks, fps) {
-  const img = $("frame");
-  const view = document.createElement("canvas");
-  view.width = state.width; view.height = state.height;
-  view.id = "cine-view";
-  view.style.cssText = "position:absolute;inset:0;width:100%;height:100%";
-  img.parentElement.insertBefore(view, img.nextSibling);
-  const ctx = view.getContext("2d");
-  const cine = { frames, masks, index: 0, dir: 1, view, saved: state.labels };
-  const step = () => {
-    ctx.drawImage(cine.frames[cine.index], 0, 0, state.width, state.height);
-    renderMask(cine.masks[cine.index]);
-    $("cine-bar").style.width = `${(100 * cine.index) / (cine.frames.length - 1)}%`;
-    if (cine.index + cine.dir < 0 || cine.index + cine.dir >= cine.frames.length) cine.dir *= -1;
-    cine.index += cine.dir;
-  };
-  step();
-  cine.timer = setInterval(step, 1000 / fps);
-  state.cine = cine;
-  $("play").textContent = "■ Stop";
-}
-
-function stopCine() {
-  const cine = state.cine;
-  if (!cine) return;
-  clearInterval(cine.timer);
-  cine.view.remove();
-  state.cine = null;
-  state.labels = cine.saved;
-  renderMask();
-  $("cine-bar").style.width = "0";
-  $("play").textContent = "▶ Play";
-}
-
-// -- downloads ------------------------------------------------------------------------------------
-function download(blob, name) {
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(blob);
-  a.download = name;
-  document.body.appendChild(a);
-  a.click();
-  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
-}
-
-// -- fan outline ----------------------------------------------------------------------------------
+// -- fan outline (SVG built with DOM calls) ------------------------------------------------------
 function drawFan(halfAngleDeg) {
   const svg = $("fan");
   const a = (halfAngleDeg * Math.PI) / 180;
-  const yEdge = Math.cos(a) * 100;
   const points = [];
   for (let k = 0; k <= 40; k++) {
     const t = -a + (2 * a * k) / 40;
     points.push(`${(50 + (50 * Math.sin(t)) / Math.sin(a)).toFixed(2)} ${(Math.cos(t) * 100).toFixed(2)}`);
   }
-  svg.innerHTML = `<path d="M 50 0 L 0 ${yEdge.toFixed(2)} L ${points.join(" L ")} Z"/>`;
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", `M 50 0 L ${points.join(" L ")} Z`);
+  svg.replaceChildren(path);
 }
 
-// -- start ----------------------------------------------------------------------------------------
-async function init() {
-  document.querySelectorAll("button.tool").forEach((b) => {
-    b.addEventListener("click", () => selectTool(Number(b.dataset.label)));
-  });
-  selectTool(1);
+// -- start: controls stay disabled until the model's metadata is in; retried until it is -------
+let loading = false;
+let retry = null;
+
+async function loadModel() {
+  if (loading || state.ready) return;
+  loading = true;
+  clearTimeout(retry);
+  try {
+    const [info, labels] = await Promise.all([getJson("/v1/model"), getJson("/v1/labels")]);
+    if (!info.meta || !Array.isArray(info.meta.input_size) || !Array.isArray(labels.labels)) {
+      throw new Error("the server's model metadata is incomplete");
+    }
+    state.model = info;
+    state.labelInfo = labels.labels;
+    [state.height, state.width] = info.meta.input_size;
+    setPalette(state.labelInfo);
+    sizeCanvases(state.width, state.height);
+    drawFan(info.phantom_fan_half_angle_deg);
+    state.labels = new Uint8Array(state.width * state.height);
+    setBrush(Math.max(2, Math.round(state.width / 32)));
+    buildTools();
+    setupSliders(info.phantom_ranges || {});
+    state.ready = true;
+    $("controls").disabled = false;
+    updateHistoryButtons();
+    setOnline(true);
+    message(null);
+    status("Model loaded.");
+    await loadPhantom(false);
+  } catch (err) {
+    message(`Cannot load the model: ${err.message}. Retrying…`);
+    retry = setTimeout(loadModel, 2000);
+  } finally {
+    loading = false;
+  }
+}
+
+function init() {
   $("brush").addEventListener("input", (e) => setBrush(Number(e.target.value)));
   $("undo").addEventListener("click", undo);
-  $("clear").addEventListener("click", () => {
-    pushUndo();
-    state.labels = new Uint8Array(state.width * state.height);
-    renderMask();
-    requestFrame();
-  });
-  $("phantom-load").addEventListener("click", loadPhantom);
+  $("redo").addEventListener("click", redo);
+  $("clear").addEventListener("click", () => replaceLabels(new Uint8Array(state.width * state.height)));
+  $("phantom-load").addEventListener("click", () => loadPhantom(true));
   $("play").addEventListener("click", playCine);
+  $("export").addEventListener("click", exportCine);
+  $("cine-ef").addEventListener("input", (e) => { $("cine-ef-out").textContent = `${e.target.value} %`; });
   $("show-contours").addEventListener("change", () => renderContours());
-  $("show-fan").addEventListener("change", (e) => { $("fan").style.display = e.target.checked ? "" : "none"; });
-  $("dl-mask").addEventListener("click", async () => download(await labelsPng(), "mask.png"));
-  $("dl-frame").addEventListener("click", () => {
-    if (state.frameBlob) download(state.frameBlob, "echo.png");
+  $("show-fan").addEventListener("change", (e) => $("fan").classList.toggle("off", !e.target.checked));
+  $("dl-mask").addEventListener("click", downloadMask);
+  $("dl-frame").addEventListener("click", downloadFrame);
+  setupLoading(replaceLabels);
+  bus.addEventListener("online", () => {
+    if (!state.ready) loadModel();
+    else if (state.stale) requestFrame();
   });
-  document.addEventListener("keydown", (e) => {
-    if (e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
-    if ((e.ctrlKey || e.metaKey) && e.key === "z") { e.preventDefault(); undo(); return; }
-    const keys = { "1": 1, "2": 2, "3": 3, e: 0, E: 0 };
-    if (e.key in keys) selectTool(keys[e.key]);
-    if (e.key === "[") setBrush(state.brush - 2);
-    if (e.key === "]") setBrush(state.brush + 2);
-  });
-
-  try {
-    const response = await fetch("/v1/model");
-    if (!response.ok) throw new Error(await errorText(response));
-    const info = await response.json();
-    [state.height, state.width] = info.meta.input_size;
-    state.ranges = info.phantom_ranges;
-    const kept = info.meta.kept_labels.map((k) => info.labels[String(k)]).join(", ");
-    $("model-text").innerHTML =
-      `<b>${info.name}</b> · ${info.backend} · ${state.width}×${state.height} · ${info.meta.experiment} (${kept})`;
-    $("ready-dot").classList.add("ok");
-    drawFan(info.phantom_fan_half_angle_deg);
-  } catch (err) {
-    $("model-text").textContent = "model unavailable";
-    $("ready-dot").classList.add("bad");
-    status(`Cannot reach the model: ${err.message}`, true);
-    return;
-  }
-  for (const canvas of [maskCanvas, $("contours"), scratch]) {
-    canvas.width = state.width;
-    canvas.height = state.height;
-  }
-  state.labels = new Uint8Array(state.width * state.height);
-  setBrush(Math.max(2, Math.round(state.width / 32)));
-  setupSliders(state.ranges);
-  await loadPhantom();
+  startPolling();
+  loadModel();
 }
 
 init();

@@ -45,6 +45,18 @@ _HINTS = {
 }
 
 
+CACHE_ENV = "ECHOGEN_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """$ECHOGEN_CACHE, else $XDG_CACHE_HOME/echogen-trt, else ~/.cache/echogen-trt: where
+    trained segmenters, the compiled peak kernels and measured backend choices are kept."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "echogen-trt"
+
+
 def show_path(path: str | os.PathLike[str]) -> str:
     """`path` for a one-line message: quoted (repr) when it holds a newline or other control
     character, so a hostile file name cannot split or forge a line of output."""

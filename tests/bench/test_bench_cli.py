@@ -21,9 +21,10 @@ FAST = ["--iterations", "2", "--batch", "1,2", "--warmup", "1"]
 RESULT_KEYS = {
     "model", "model_name", "backend", "detail", "device", "precision", "io", "weights",
     "input_size", "gflop_per_frame", "flops_source", "batch", "mode", "status", "reason",
-    "iterations", "frames", "total_s", "throughput_fps", "latency_batch_ms", "latency_frame_ms",
-    "stages_ms", "achieved_gflops", "ceiling_gflops", "ceiling_fraction", "warnings", "rounds",
-    "round_spread_pct", "samples_ms", "stage_samples_ms",
+    "iterations", "frames", "total_s", "cpu_s", "throughput_fps", "latency_batch_ms",
+    "latency_frame_ms", "stages_ms", "achieved_gflops", "ceiling_gflops", "ceiling_fraction",
+    "peak_gops", "peak_fraction", "peak_fraction_cpu", "warnings", "rounds", "round_spread_pct",
+    "samples_ms", "stage_samples_ms",
 }  # fmt: skip
 STAT_KEYS = {"n", "mean", "median", "p90", "p95", "p99", "min", "max", "std", "cv_pct"}
 
@@ -39,6 +40,8 @@ def test_bench_end_to_end_writes_json_and_prints_tables(bench_models: Path, tmp_
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert {"schema", "env", "config", "results", "ceilings", "warnings", "created"} <= set(report)
+    fp32 = [p for p in report["peaks"] if p["precision"] == "fp32"]
+    fp32_peak = fp32[0]["gops"] if fp32 else None
     assert report["schema"] == runner.SCHEMA
     assert report["config"]["percentile_method"] == "inverted_cdf"
     ok = [r for r in report["results"] if r["status"] == "ok"]
@@ -55,6 +58,12 @@ def test_bench_end_to_end_writes_json_and_prints_tables(bench_models: Path, tmp_
         )
         assert r["achieved_gflops"] == pytest.approx(r["gflop_per_frame"] * r["throughput_fps"])
         assert r["ceiling_fraction"] == pytest.approx(r["achieved_gflops"] / r["ceiling_gflops"])
+        if fp32_peak is not None:  # x86 with a C compiler: FP32 and FP16 rows vs the FMA peak
+            assert r["peak_gops"] == fp32_peak
+            assert r["peak_fraction"] == pytest.approx(r["achieved_gflops"] / fp32_peak)
+            per_core = fp32_peak / fp32[0]["threads"]  # per CPU-second of one core
+            work = r["gflop_per_frame"] * r["frames"] / r["cpu_s"]
+            assert r["peak_fraction_cpu"] == pytest.approx(work / per_core)
     combos = {(r["model_name"], r["backend"], r["precision"]) for r in ok}
     assert combos == {
         ("tiny.onnx", "onnxrt:cpu", "fp32"),

@@ -14,6 +14,7 @@ from echogen_trt.cli import cli
 from echogen_trt.errors import ConfigError
 from echogen_trt.export import int8
 from echogen_trt.export.verify import Check, VerificationFailed, default_masks
+from echogen_trt.runtime.cpu import cpu_flags
 from echogen_trt.runtime.registry import open_backend
 
 SIZE = 64
@@ -59,6 +60,10 @@ def test_int8_ir_carries_the_metadata_and_passes_the_gate(
     assert meta.precision == "int8" and meta.experiment == tiny_meta.experiment
     assert meta.kept_labels == (1, 3) and meta.input_size == (SIZE, SIZE)
     assert meta.model_config["width"] == 4 and meta.step == 7
+    assert meta.recipe["int8"] == {  # the recipe that made it, in the IR's own metadata
+        "tool": "nncf", "preset": "mixed", "overflow_fix": True, "fp32_tail": True,
+        "subset_size": 300, "export_cpu_vnni": bool(set(int8.VNNI_FLAGS) & cpu_flags()),
+    }  # fmt: skip
     assert y.shape == (3, 1, SIZE, SIZE) and y.min() >= 0.0 and y.max() <= 1.0
     ops = list(__import__("openvino").Core().read_model(result.path).get_ordered_ops())
     types = {op.get_friendly_name(): op.get_type_name() for op in ops}
@@ -175,6 +180,16 @@ def test_conv_transpose_split_is_exact(tiny_onnx, tmp_path: Path) -> None:  # ty
     np.testing.assert_allclose(run(model), run(onnx.load(str(tiny_onnx.path))), atol=1e-5)
 
 
+def test_the_recorded_recipe_says_whether_the_cpu_had_vnni() -> None:
+    custom = int8.Int8Recipe(preset="performance", overflow_fix=False)
+    assert int8.int8_record(custom, {"avx2"}) == {
+        "tool": "nncf", "preset": "performance", "overflow_fix": False, "fp32_tail": True,
+        "subset_size": 300, "export_cpu_vnni": False,
+    }  # fmt: skip
+    assert int8.int8_record(None, {"avx512_vnni"})["export_cpu_vnni"] is True
+    assert int8.int8_record(None, {"amx_int8"})["tool"] == "onnxruntime"
+
+
 def test_onnx_int8_for_onnx_runtime(tiny_checkpoint: Path, tmp_path: Path) -> None:
     import onnx
 
@@ -190,6 +205,8 @@ def test_onnx_int8_for_onnx_runtime(tiny_checkpoint: Path, tmp_path: Path) -> No
     assert len(result.ignored) == 5  # the last up-convolution's 4 phases + the output conv
     with open_backend(out) as backend:  # .onnx -> ONNX Runtime, metadata carried over
         assert backend.meta.precision == "int8" and backend.meta.kept_labels == (1, 3)
+        recorded = backend.meta.recipe["int8"]
+    assert recorded == {**int8.ORT_RECIPE, "export_cpu_vnni": recorded["export_cpu_vnni"]}
     empty = np.zeros((8, SIZE, SIZE), np.uint8)
     with pytest.raises(VerificationFailed, match=r"failed the accuracy gate"):
         int8.export_int8(

@@ -142,6 +142,20 @@ def test_physical_cores() -> None:
     assert cores in range(1, (os.cpu_count() or 1) + 1)
 
 
+def test_ort_threads_sleep_unless_spinning_is_asked_for() -> None:
+    import onnxruntime as ort
+
+    def spinning(**opts: object) -> str:
+        options = onnxrt.OnnxRuntimeBackend("unused.onnx", **opts)._session_options(ort)
+        try:
+            return str(options.get_session_config_entry("session.intra_op.allow_spinning"))
+        except Exception:  # ORT raises its own pybind error for an entry never set
+            return "ORT's default (spinning)"
+
+    assert spinning() == "0"  # the default measured under load (module docstring)
+    assert spinning(spin=True) == "ORT's default (spinning)"
+
+
 def test_io_binding_path_matches_plain_run(toy) -> None:  # type: ignore[no-untyped-def]
     path = toy()
     feed = _feed(2)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NoReturn
 
 from echogen_trt import __version__
-from echogen_trt.artifacts.precision import FP32, INT8, PRECISIONS
+from echogen_trt.artifacts.precision import BF16, FP32, INT8, PRECISIONS
 from echogen_trt.errors import InputMismatch
 
 META_PREFIX = "echogen."
@@ -71,7 +71,7 @@ class ModelMeta:
 _MAX_SIDE = 16384  # frames larger than this per side are no model of ours (and would not fit)
 _LABELS = (1, 2, 3)
 _IO = ("float", "uint8")
-_PRECISIONS = (*PRECISIONS, INT8)
+_PRECISIONS = (*PRECISIONS, INT8, BF16)
 
 
 def _decoded(raw: object, key: str, source: str) -> Any:

@@ -19,11 +19,14 @@ FP32, FP16 = "fp32", "fp16"
 PRECISIONS = (FP32, FP16)  # of an ONNX file and of an engine
 BOTH = "both"  # export only: the FP32 file and its FP16 sibling, converted from it
 INT8 = "int8"  # export only: quantized after calibration (OpenVINO IR or ONNX Runtime QDQ ONNX)
+# export only: an OpenVINO IR (FP32 weights) that OpenVINO computes in bfloat16 on CPUs with
+# avx512_bf16 or AMX; recorded in the IR's metadata, so only such a file ever runs in BF16.
+BF16 = "bf16"
 EXPORT_DEFAULT = FP32
 ENGINE_DEFAULT = FP16
 
 # What each command accepts, its default listed first (the order --help and errors show).
-EXPORT_CHOICES = (EXPORT_DEFAULT, *(p for p in PRECISIONS if p != EXPORT_DEFAULT), BOTH, INT8)
+EXPORT_CHOICES = (EXPORT_DEFAULT, *(p for p in PRECISIONS if p != EXPORT_DEFAULT), BOTH, INT8, BF16)
 ENGINE_CHOICES = (ENGINE_DEFAULT, *(p for p in PRECISIONS if p != ENGINE_DEFAULT))
 
 

@@ -55,11 +55,16 @@ def _key(r: dict[str, Any]) -> list[Any]:
 
 
 def frame_rows(report: dict[str, Any]) -> list[list[Any]]:
-    """One row per configuration: throughput, per-frame latency stats, CV, GFLOP/s, % ceiling."""
+    """One row per configuration: throughput, per-frame latency stats, CV, GFLOP/s, % of the
+    GEMM ceiling, % of the physical peak (wall clock), % of the peak per CPU-second used."""
     rows = []
     for r in _ok(report):
         lat = r["latency_frame_ms"]
-        frac = r.get("ceiling_fraction")
+        frac, peak, cpu = (
+            r.get("ceiling_fraction"),
+            r.get("peak_fraction"),
+            r.get("peak_fraction_cpu"),
+        )
         rows.append(
             [
                 *_key(r),
@@ -68,6 +73,8 @@ def frame_rows(report: dict[str, Any]) -> list[list[Any]]:
                 round(lat["cv_pct"], 1),
                 r.get("achieved_gflops"),
                 round(100 * frac, 1) if frac is not None else None,
+                round(100 * peak, 1) if peak is not None else None,
+                round(100 * cpu, 1) if cpu is not None else None,
             ]
         )
     return rows
@@ -107,7 +114,16 @@ def format_report(report: dict[str, Any], markdown: bool = False, env: bool = Tr
         "masks -> preprocessing -> infer -> postprocessing -> uint8 frames.",
         f"PyTorch baseline: {cfg.get('baseline')}",
     ]
-    headers = [*KEY_HEADERS, "frames/s", *STAT_KEYS, "CV%", "GFLOP/s", "%ceiling"]
+    headers = [
+        *KEY_HEADERS,
+        "frames/s",
+        *STAT_KEYS,
+        "CV%",
+        "GFLOP/s",
+        "%ceiling",
+        "%peak",
+        "%peak/cpu-s",
+    ]
     parts.append(
         "Throughput and latency per frame (ms)\n\n" + table(headers, frame_rows(report), markdown)
     )
@@ -124,6 +140,24 @@ def format_report(report: dict[str, Any], markdown: bool = False, env: bool = Tr
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
+def peak_lines(report: dict[str, Any], bullet: str) -> str:
+    """One line per peak kernel: measured G ops/s, clock, and the fraction of the theoretical
+    figure the CPU's flags give (%peak in the table is against the best kernel per precision)."""
+    lines = []
+    for p in report["peaks"]:
+        theory = (
+            f" = {100 * p['fraction']:.0f}% of {p['theoretical_gops']:.0f} theoretical "
+            f"({p['per_cycle_core']:g} per cycle and core; {p['basis']})"
+            if p.get("theoretical_gops")
+            else f" ({p['basis']})"
+        )
+        lines.append(
+            f"{bullet}{p['precision']} {p['instruction']}: {p['gops']:.0f} G ops/s on "
+            f"{p['threads']} core(s) at {p['clock_ghz']:.2f} GHz{theory}"
+        )
+    return "\n".join(lines)
+
+
 def _tail(report: dict[str, Any], markdown: bool) -> list[str]:
     bullet = "- " if markdown else "* "
     out = []
@@ -134,6 +168,8 @@ def _tail(report: dict[str, Any], markdown: bool) -> list[str]:
             for c in report["ceilings"]
         ]
         out.append("Ceilings (best GEMM repetition)\n\n" + "\n".join(lines))
+    if report.get("peaks"):
+        out.append("Physical peaks (per core-second, all cores)\n\n" + peak_lines(report, bullet))
     problems = [r for r in report["results"] if r.get("status") != "ok"]
     if problems:
         lines = [

@@ -30,6 +30,7 @@ import numpy as np
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.artifacts.precision import INT8, PRECISIONS
 from echogen_trt.bench import ceiling as ceiling_mod
+from echogen_trt.bench import peak as peak_mod
 from echogen_trt.bench import stats
 from echogen_trt.bench.env import collect_env
 from echogen_trt.bench.flops import flops_from_config, flops_from_onnx
@@ -74,6 +75,7 @@ class BenchReport:
     config: dict[str, Any]
     results: list[dict[str, Any]] = field(default_factory=list)
     ceilings: list[dict[str, Any]] = field(default_factory=list)
+    peaks: list[dict[str, Any]] = field(default_factory=list)  # bench.peak, CPU rows
     warnings: list[str] = field(default_factory=list)
     created: str = ""
 
@@ -156,6 +158,7 @@ def _record(
         "iterations": per_batch.n,
         "frames": frames,
         "total_s": timed.total_s,
+        "cpu_s": timed.cpu_s,
         "throughput_fps": fps,
         "latency_batch_ms": per_batch.to_dict(),
         "latency_frame_ms": per_frame.to_dict(),
@@ -163,6 +166,9 @@ def _record(
         "achieved_gflops": gflop * fps if gflop else None,
         "ceiling_gflops": None,
         "ceiling_fraction": None,
+        "peak_gops": None,
+        "peak_fraction": None,
+        "peak_fraction_cpu": None,
         "rounds": [{"throughput_fps": fps, "median_frame_ms": per_frame.median}],
         "round_spread_pct": None,
         "samples_ms": list(timed.samples_ms),
@@ -173,10 +179,10 @@ def _record(
 
 _RECORD_KEYS = frozenset(
     {
-        "batch", "mode", "status", "reason", "iterations", "frames", "total_s", "throughput_fps",
-        "latency_batch_ms", "latency_frame_ms", "stages_ms", "achieved_gflops", "ceiling_gflops",
-        "ceiling_fraction", "rounds", "round_spread_pct", "samples_ms", "stage_samples_ms",
-        "warnings",
+        "batch", "mode", "status", "reason", "iterations", "frames", "total_s", "cpu_s",
+        "throughput_fps", "latency_batch_ms", "latency_frame_ms", "stages_ms", "achieved_gflops",
+        "ceiling_gflops", "ceiling_fraction", "peak_gops", "peak_fraction", "peak_fraction_cpu",
+        "rounds", "round_spread_pct", "samples_ms", "stage_samples_ms", "warnings",
     }
 )  # fmt: skip  # what _record adds to a configuration's description
 
@@ -203,6 +209,7 @@ def _merge(group: list[dict[str, Any]], config: BenchConfig) -> dict[str, Any]:
             k: [v for r in ok for v in r["stage_samples_ms"].get(k, [])]
             for k in first["stage_samples_ms"]
         },
+        sum(r.get("cpu_s", 0.0) for r in ok),
     )
     info = {k: v for k, v in first.items() if k not in _RECORD_KEYS}
     merged = _record(info, first["batch"], first["mode"], timed, config)
@@ -292,8 +299,8 @@ def add_ceilings(report: BenchReport, config: BenchConfig) -> None:
     seen = {(r["device"], r["precision"]) for r in ok if r["precision"] in PRECISIONS}
     if any(r["precision"] == INT8 for r in ok):
         report.warnings.append(
-            "INT8 rows have no ceiling fraction: the ceiling is a floating-point GEMM. Compare "
-            "their throughput with the FP32 rows of the same run."
+            "INT8 rows have no ceiling fraction: the ceiling is a floating-point GEMM. Their "
+            "%peak is against the CPU's INT8 peak (AMX or VNNI)."
         )
     found: dict[tuple[str, str], float] = {}
     cache: dict[str, ceiling_mod.Ceiling] = {}  # each library's GEMM is measured once
@@ -316,6 +323,8 @@ def add_ceilings(report: BenchReport, config: BenchConfig) -> None:
         if r["status"] == "ok" and limit and r["achieved_gflops"]:
             r["ceiling_gflops"] = limit
             r["ceiling_fraction"] = r["achieved_gflops"] / limit
+    if any(r["device"] == "cpu" for r in ok):
+        add_peaks(report, ok, config)
     over = [r for r in report.results if (r.get("ceiling_fraction") or 0) > 1.0]
     if over:
         report.warnings.append(
@@ -324,6 +333,29 @@ def add_ceilings(report: BenchReport, config: BenchConfig) -> None:
             "machine was busier than during those runs, or no installed GEMM reaches the conv "
             "kernels' speed. Treat the ceiling as a lower bound of the limit here."
         )
+
+
+# The physical peak a row is held against: FP16 graphs run through FP32 kernels on a CPU.
+PEAK_OF = {"fp32": "fp32", "fp16": "fp32", "int8": "int8", "bf16": "bf16"}
+
+
+def add_peaks(report: BenchReport, ok: list[dict[str, Any]], config: BenchConfig) -> None:
+    """Measure the CPU's physical peaks (bench.peak) and each CPU row's fraction of its own."""
+    try:
+        peaks = peak_mod.measure_peaks(seconds=min(config.ceiling_seconds, 0.5))
+    except EchogenError as err:
+        report.warnings.append(f"physical peak: {err}")
+        return
+    report.peaks = [p.to_dict() for p in peaks]
+    best = peak_mod.best_by_precision(peaks)
+    for r in ok:
+        limit = best.get(PEAK_OF.get(r["precision"], ""))
+        if r["device"] == "cpu" and limit and r["achieved_gflops"]:
+            r["peak_gops"] = limit.gops
+            r["peak_fraction"] = r["achieved_gflops"] / limit.gops
+            if r.get("cpu_s"):  # the same work per CPU-second of one core: unmoved by the load
+                per_cpu_s = r["gflop_per_frame"] * r["frames"] / r["cpu_s"]
+                r["peak_fraction_cpu"] = per_cpu_s / (limit.gops / limit.threads)
 
 
 def _load_warning(env: dict[str, Any]) -> str | None:

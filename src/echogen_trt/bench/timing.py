@@ -42,11 +42,14 @@ class StopRule:
 
 @dataclass
 class Timed:
-    """Per-call wall times (ms), the loop's total wall time (s) and per-stage times (ms)."""
+    """Per-call wall times (ms), the loop's total wall time (s), per-stage times (ms), and the
+    CPU seconds the whole process used meanwhile (every thread: a busy machine lengthens the
+    wall time, not this)."""
 
     samples_ms: list[float]
     total_s: float
     stages_ms: dict[str, list[float]] = field(default_factory=dict)
+    cpu_s: float = 0.0
 
 
 def parse_warmup(text: str | int | float | None) -> WarmUp:
@@ -101,7 +104,7 @@ def time_loop(
         step()
         calls += 1
     timed = Timed([], 0.0)
-    loop_start = time.perf_counter()
+    loop_start, cpu_start = time.perf_counter(), time.process_time()
     while not _enough(rule, len(timed.samples_ms), time.perf_counter() - loop_start):
         t0 = time.perf_counter()
         step()
@@ -109,4 +112,5 @@ def time_loop(
         for name, ms in (stages() if stages else {}).items():
             timed.stages_ms.setdefault(name, []).append(ms)
     timed.total_s = time.perf_counter() - loop_start
+    timed.cpu_s = time.process_time() - cpu_start
     return timed

@@ -53,7 +53,9 @@ from echogen_trt.runtime.registry import bench_labels, eager_baseline_name
     help="Run the whole matrix N times, interleaved, and pool (robust to a drifting machine).",
 )
 @click.option("--no-baseline", is_flag=True, help="Skip the PyTorch eager FP32 baseline.")
-@click.option("--no-ceiling", is_flag=True, help="Skip measuring the GEMM ceiling.")
+@click.option(
+    "--no-ceiling", is_flag=True, help="Skip measuring the GEMM ceiling and the physical peak."
+)
 @click.option(
     "--ceiling-seconds",
     type=float,
@@ -104,8 +106,9 @@ def bench(
     Prints trtexec-style tables: throughput (frames/s) and latency per frame and per batch
     (mean, median, p90, p95, p99, min, max), for "compute" (infer on a preprocessed batch) and
     "e2e" (uint8 masks in, uint8 frames out), the h2d/compute/d2h split where the backend
-    measures it, achieved GFLOP/s as a fraction of the measured GEMM ceiling, and warnings when
-    the spread is high.
+    measures it, achieved GFLOP/s as a fraction of the measured GEMM ceiling and (CPU rows) of
+    the CPU's physical peak (FMA units x vector width x clock, measured), and warnings when the
+    spread is high.
 
     Example: echogen-trt bench model.onnx model.fp16.onnx --batch 1,8 --json bench.json
     """

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from echogen_trt.artifacts.openvino_ir import IR_SUFFIX
-from echogen_trt.artifacts.precision import EXPORT_CHOICES, EXPORT_DEFAULT, INT8
+from echogen_trt.artifacts.precision import BF16, EXPORT_CHOICES, EXPORT_DEFAULT, INT8
 from echogen_trt.export.verify import VerificationFailed, VerifyReport
 
 
@@ -46,7 +46,8 @@ def _describe(result: Any) -> str:
 @click.option(
     "--precision", type=click.Choice(EXPORT_CHOICES), default=None,
     help="Weights/compute precision in the file; I/O stays FP32 (or uint8). int8: quantized "
-    "after calibration on --calibrate DATA (see --out). "
+    "after calibration on --calibrate DATA (see --out). bf16: an OpenVINO IR computed in "
+    "bfloat16 (CPUs with avx512_bf16 or AMX), gated like int8 on --calibrate DATA's test split. "
     f"[default: {EXPORT_DEFAULT}]",
 )  # fmt: skip
 @click.option(
@@ -100,6 +101,9 @@ def export(
              echogen-trt export runs/exp/best.pt --out model.int8.xml --precision int8 \
                  --calibrate data/camus
     """
+    if precision == BF16:
+        _export_bf16(checkpoint, out, calibrate, force, as_json, fused_io, batch, dice_gate)
+        return
     if precision == INT8 or calibrate is not None or force:
         _export_int8(
             checkpoint, out, precision, calibrate, force, as_json,
@@ -123,6 +127,48 @@ def export(
         click.echo(_describe(result))
         if result.verify is not None:
             click.echo(format_report(result.verify))
+
+
+def _export_bf16(
+    checkpoint: Path,
+    out: Path,
+    calibrate: Path | None,
+    force: bool,
+    as_json: bool,
+    fused_io: bool,
+    batch: int | None,
+    dice_gate: bool,
+) -> None:
+    """--precision bf16: convert, gate, write (or refuse and show the report)."""
+    from echogen_trt.errors import ConfigError
+    from echogen_trt.export.bf16 import export_bf16
+
+    if calibrate is None or fused_io or batch is not None:
+        raise ConfigError(
+            "--precision bf16 | needs --calibrate DATA (its test split is the gate's held-out "
+            "set) and takes no --fused-io or --batch. Expected e.g. --calibrate data/camus."
+        )
+    try:
+        gates = []
+        if dice_gate:
+            from echogen_trt.evaluate.dice_gate import dice_drop_gate
+
+            gates.append(dice_drop_gate(calibrate))
+        result = export_bf16(checkpoint, out, calibrate=calibrate, force=force, gates=gates)
+    except VerificationFailed as err:
+        report = err.report
+        click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
+        raise
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(
+        f"wrote {result.path} (+ .bin) (bf16 on OpenVINO, {result.n_heldout} held-out masks): "
+        f"{result.size_bytes / 1e6:.2f} MB in {result.seconds:.1f} s"
+    )
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(format_report(result.verify))
 
 
 def _export_int8(

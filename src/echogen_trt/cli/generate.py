@@ -32,7 +32,10 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
     help=f"{describe_suffixes().capitalize()}. Default: the one obvious model in . or runs/*/.",
 )
 @click.option(
-    "--backend", type=click.Choice([AUTO, *names()]), help="Default: from the model's suffix."
+    "--backend",
+    type=click.Choice([AUTO, *names()]),
+    help="Default: from the model's suffix. auto: for an .onnx file the faster of ONNX Runtime "
+    "and OpenVINO on this machine, measured once and cached (`doctor --model` shows it).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), help="Masks per inference call [8].")
 @click.option("--recursive", "-r", is_flag=True, help="Descend into sub-folders of input folders.")

@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-CACHE_ENV = "ECHOGEN_CACHE"
+from echogen_trt.fileio import default_cache_dir as default_cache_dir  # kept here for callers
+
 KEY_VERSION = 1  # bump when the training code changes what a key produces
-
-
-def default_cache_dir() -> Path:
-    """$ECHOGEN_CACHE, else $XDG_CACHE_HOME/echogen-trt, else ~/.cache/echogen-trt."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "echogen-trt"
 
 
 def tree_fingerprint(root: Path, skip: Path | None = None) -> str:

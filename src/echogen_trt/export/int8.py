@@ -13,8 +13,11 @@ products (AVX2/AVX-512 `vpmaddubsw`) add pairs of u8*s8 products in saturating i
 overflow fix (weights quantized to 7 bits in the first layers) is on; the MIXED preset
 (asymmetric activations: after LeakyReLU/ReLU and BatchNorm they are not centred on zero); and
 the last up-convolution and the output convolution (1 channel each, a negligible share of the
-FLOPs, but every output pixel goes through them) stay FP32. Measured figures: README, "INT8 on
-the CPU"; export/int8 tests cover the gate.
+FLOPs, but every output pixel goes through them) stay FP32. On a Xeon with VNNI and AMX, 8-bit
+weights (overflow fix off) gave no PSNR gain (43.2 vs 43.5 dB) at the same speed
+(benchmarks/int8_vnni_study.py), so the recipe is the same on every CPU; the exported model's
+metadata records it (`int8_record`). Measured figures: README, "INT8 on the CPU"; export/int8 tests
+cover the gate.
 
 The `.onnx` path (export.ort_int8) calibrates and gates the same way; the FP32 reference and the
 candidate then run on ONNX Runtime. nncf and openvino are imported inside the functions (extras
@@ -208,6 +211,25 @@ def _run(path: Path, masks: np.ndarray, kind: str, batch: int = 8) -> np.ndarray
         return gen.outputs(masks, check_labels=False)
 
 
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # int32-accumulating INT8 dot products
+# export.ort_int8's fixed recipe, as recorded in the model's metadata
+ORT_RECIPE: dict[str, object] = {
+    "tool": "onnxruntime", "split_up_convolutions": True, "per_channel": True,
+    "reduce_range": True, "calibration": "percentile 99.999", "fp32_tail": True,
+}  # fmt: skip
+
+
+def int8_record(recipe: Int8Recipe | None, flags: set[str] | None = None) -> dict[str, object]:
+    """The quantization recipe as the INT8 model's metadata keeps it (`ModelMeta.recipe["int8"]`):
+    NNCF's `recipe` (None: ONNX Runtime's fixed one) and whether the exporting CPU had VNNI or
+    AMX, so a model's accuracy figures can be traced to the recipe that made it."""
+    from echogen_trt.runtime.cpu import cpu_flags
+
+    flags = cpu_flags() if flags is None else flags
+    base = {"tool": "nncf", **asdict(recipe)} if recipe is not None else dict(ORT_RECIPE)
+    return {**base, "export_cpu_vnni": any(f in flags for f in VNNI_FLAGS)}
+
+
 def check_int8_options(
     precision: str | None, calibrate: Path | None, *, fused_io: bool, batch: int | None
 ) -> Path:
@@ -289,7 +311,8 @@ def export_int8(
         if meta.io != "float":
             raise ConfigError("int8 export | fused uint8 io is not supported. Expected float io.")
         calib, held = _mask_sets(meta, calibrate, calibration, heldout, split_source)
-        int8_meta = replace(meta, precision=INT8)
+        record = int8_record(recipe if ir else None)
+        int8_meta = replace(meta, precision=INT8, recipe={**meta.recipe, "int8": record})
         staged = Path(tmp) / out.name
         if ir:
             quantized, ignored = quantize(

@@ -29,6 +29,30 @@ def parse_cpuinfo(text: str) -> dict[str, Any]:
     return {"model": model, "physical_cores": len(cores) or None}
 
 
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def parse_flags(text: str) -> set[str]:
+    """The feature flags of the first CPU in /proc/cpuinfo text (x86 "flags", ARM "Features")."""
+    m = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.MULTILINE)
+    return set(m.group(1).split()) if m else set()
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (avx512f, avx512_vnni, amx_int8, ...); empty where unknown."""
+    return parse_flags(_cpuinfo())
+
+
+def cpu_vendor() -> str:
+    """ "GenuineIntel", "AuthenticAMD", ... from /proc/cpuinfo; "" where unknown."""
+    m = re.search(r"^vendor_id\s*:\s*(\S+)", _cpuinfo(), re.MULTILINE)
+    return m.group(1) if m else ""
+
+
 def usable_cores() -> int:
     """Logical cores this process may run on (its affinity mask where the OS has one)."""
     try:
@@ -40,9 +64,5 @@ def usable_cores() -> int:
 def physical_cores() -> int:
     """Physical CPU cores usable by this process (Linux /proc/cpuinfo; else logical count)."""
     logical = usable_cores()
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return logical
-    cores = parse_cpuinfo(text)["physical_cores"]
+    cores = parse_cpuinfo(_cpuinfo())["physical_cores"]
     return max(1, min(cores, logical)) if cores else logical

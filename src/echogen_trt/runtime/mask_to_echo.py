@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 class MaskToEcho:
     """Serve a model file (.engine, .onnx or .pt) in batches.
 
-    `backend`: None/"auto" (from the suffix), "tensorrt", "onnxrt" or "torch"; `opts` go to the
-    backend (device, providers, threads, ...). Opens on first use or on `with`; `close()` frees.
+    `backend`: None (from the suffix), "auto" (measured, cached), "tensorrt", "onnxrt",
+    "openvino" or "torch"; `opts` go to the backend (device, providers, threads, ...). Opens on
+    first use or on `with`; `close()` frees.
     """
 
     def __init__(

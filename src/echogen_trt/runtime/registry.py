@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from echogen_trt.runtime.availability import (
 )
 from echogen_trt.runtime.backends.base import Backend
 
-AUTO = "auto"  # the --backend value that lets the suffix decide
+AUTO = "auto"  # --backend: measured where two backends serve the file (backend_choice), else suffix
 # The model file formats, by suffix (the OpenVINO IR's is its format module's, below the runtime).
 ENGINE_SUFFIXES = (".engine", ".plan")
 ONNX_SUFFIX = ".onnx"
@@ -292,10 +293,15 @@ def open_backend(
 ) -> Backend:
     """A backend for `model_path`, constructed but not opened (call `.open()` or use `with`).
 
-    `kind`: None/"auto" (from the suffix) or a record's name. `opts` go to the backend (e.g.
-    device, providers, threads).
+    `kind`: None (from the suffix), "auto" (measured where two backends can serve the file:
+    runtime.backend_choice) or a record's name. `opts` go to the backend (e.g. device,
+    providers, threads).
     """
     path = Path(model_path)
+    if kind == AUTO:  # measured on this machine where two backends can serve the file
+        from echogen_trt.runtime.backend_choice import auto_kind
+
+        kind = auto_kind(path, sys.modules[__name__])  # type: ignore[arg-type]
     chosen = resolve_kind(path, kind)
     if not path.is_file():
         raise ConfigError(

@@ -2,8 +2,13 @@
 
 The session is tuned for one model served in a loop: graph optimisation ALL, memory arena and
 patterns on, sequential execution, intra-op threads = physical cores (hyper-threads slow convs
-down). On GPU providers the outputs are bound with I/O binding so ONNX Runtime allocates them
-once on the device and copies back in one go.
+down), and idle intra-op threads sleep instead of spinning: the generator's convolutions take
+milliseconds each, so waking a thread costs nothing next to them, while spinning threads fight
+whatever else runs on the machine (the demo's training, serve's neighbours). On a 2-vCPU Xeon at
+load 15-19, batch 1, interleaved: 1099 ms without spinning vs 1177 ms with it and 1322 ms with 1
+thread (benchmarks/results/cpu-frontier-intel-r-xeon-r-processor-2c-2026-12-02.md). On GPU
+providers the outputs are bound with I/O binding so ONNX Runtime allocates them once on the device
+and copies back in one go.
 """
 
 from __future__ import annotations
@@ -88,7 +93,8 @@ class OnnxRuntimeBackend(Backend):
 
     Options: `providers` (list of names or aliases tensorrt/cuda/cpu; default: best available),
     `threads` (intra-op threads; default physical cores), `io_binding` (None: on GPU providers),
-    `trt_cache_dir` (TensorRT EP engine cache; default `<model dir>/.ort_trt_cache`).
+    `trt_cache_dir` (TensorRT EP engine cache; default `<model dir>/.ort_trt_cache`), `spin`
+    (True: idle intra-op threads spin, ORT's own default; default False: they sleep).
     """
 
     name = "onnxrt"
@@ -133,6 +139,8 @@ class OnnxRuntimeBackend(Backend):
         options.intra_op_num_threads = int(self.opts.get("threads") or physical_cores())
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: the EP fallback warnings are noise here
+        if not self.opts.get("spin"):  # idle intra-op threads sleep (module docstring)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return options
 
     def _provider_options(self, provider: str, path: Path) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """OpenVINO backend: an ONNX file or an OpenVINO IR (.xml + .bin, e.g. the INT8 export) on a CPU.
 
-Compiled for one model served in a loop: FP32 inference precision (on CPUs with AMX or
-avx512_bf16 OpenVINO would otherwise compute FP32 models in bf16, outside the export's checked
-accuracy; INT8 layers stay INT8), threads = OpenVINO's own default (physical cores, no
-hyper-threads) unless `threads` is given. `streams` > 1 compiles for throughput and splits each
-batch across that many asynchronous infer requests (`openvino.AsyncInferQueue`), one per stream;
-the default 1 is one synchronous request using every thread (on 2 cores two streams were no
-faster: benchmarks/cpu_backend_choice.py; they may pay on many cores). openvino is imported in
-`_open`.
+Compiled for one model served in a loop: FP32 inference precision (on CPUs with AMX or avx512_bf16
+OpenVINO would otherwise compute FP32 models in bf16, outside the export's checked accuracy; INT8
+layers stay INT8) unless the file's metadata says bf16 (`export --precision bf16`, gated on
+accuracy like INT8: then bf16, so BF16 is never chosen silently), threads = OpenVINO's own default
+(physical cores, no hyper-threads) unless `threads` is given. `streams` > 1 compiles for throughput
+and splits each batch across that many asynchronous infer requests (`openvino.AsyncInferQueue`),
+one per stream; the default 1 is one synchronous request using every thread (on 2 cores two streams
+were no faster: benchmarks/cpu_backend_choice.py; they may pay on many cores). openvino is imported
+in `_open`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from echogen_trt.artifacts.openvino_ir import load_model, read_meta
+from echogen_trt.artifacts.precision import BF16
 from echogen_trt.errors import BackendUnavailable, InputMismatch
 from echogen_trt.runtime.availability import module_version
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
@@ -94,9 +96,10 @@ class OpenVinoBackend(Backend):
         log.debug("openvino | %s on %s, %d stream(s)", path.name, self.ov_device, self._streams)
 
     def _config(self) -> dict[str, Any]:
+        bf16 = self._meta is not None and self._meta.precision == BF16
         config: dict[str, Any] = {
             "PERFORMANCE_HINT": "THROUGHPUT" if self._streams > 1 else "LATENCY",
-            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
         }
         if self._streams > 1:
             config["NUM_STREAMS"] = self._streams

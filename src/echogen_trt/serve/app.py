@@ -43,6 +43,7 @@ from echogen_trt.serve.requests import (
     status_of,
     too_large,
 )
+from echogen_trt.serve.v2 import v2_routes
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ def create_app(state: ServeState) -> ASGIApp:
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        *v2_routes(state),  # the Open Inference Protocol (KServe v2), on the same batcher
     ]
     app = Starlette(
         routes=routes,

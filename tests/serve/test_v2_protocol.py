@@ -10,6 +10,7 @@ import io
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +186,25 @@ def test_unknown_model_is_a_404_and_tritonclient_reports_it(
 def test_v1_routes_stay(v2_server) -> None:
     server, _ = v2_server
     assert server.get("/")[0] == 200 and server.get("/v1/model")[0] == 200
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.mark.parametrize("v2_server", ["uint8"], indirect=True)
+def test_the_readme_tritonclient_snippet_runs(v2_server) -> None:
+    """The README's snippet, pointed at this server and model, gives /v1/generate's frames."""
+    server, _ = v2_server
+    text = README.read_text()
+    code = text.split("<!-- tritonclient-snippet -->\n```python\n", 1)[1].split("```", 1)[0]
+    setting = 'URL, MODEL = "127.0.0.1:8000", "model.u8"'
+    assert setting in code
+    address = server.url.removeprefix("http://")
+    namespace: dict[str, object] = {}
+    exec(code.replace(setting, f"URL, MODEL = {address!r}, {NAME!r}"), namespace)
+    frames = namespace["frames"]
+    assert isinstance(frames, np.ndarray) and frames.dtype == np.uint8
+    masks = namespace["masks"]
+    assert isinstance(masks, np.ndarray) and frames.shape == masks.shape
+    for mask, frame in zip(masks, frames, strict=True):
+        np.testing.assert_array_equal(frame, v1_frame(server, mask))

@@ -11,11 +11,15 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from serve_helpers import Server, blocks, npy, request
 
+from echogen_trt.artifacts.model_meta import ModelMeta
+from echogen_trt.serve.requests import Limits, RequestRejected
+from echogen_trt.serve.v2 import parse_infer
 from fakes.onnx_models import TOY_SIZE, toy_model
 
 httpclient = pytest.importorskip("tritonclient.http", reason="tritonclient[http] not installed")
@@ -208,3 +212,18 @@ def test_the_readme_tritonclient_snippet_runs(v2_server) -> None:
     assert isinstance(masks, np.ndarray) and frames.shape == masks.shape
     for mask, frame in zip(masks, frames, strict=True):
         np.testing.assert_array_equal(frame, v1_frame(server, mask))
+
+
+def test_the_batch_is_bounded_not_only_each_mask() -> None:
+    """Many small masks become many model-sized ones: the pixel limit holds per request."""
+    state = SimpleNamespace(
+        meta=ModelMeta("all", (1, 2, 3), (64, 64)), limits=Limits(max_pixels=64 * 64 * 10)
+    )
+    body = json.dumps({"inputs": [{"name": "mask", "datatype": "UINT8", "shape": [11, 2, 2]}]})
+    spec = json.loads(body)
+    spec["inputs"][0]["data"] = [0] * 44
+    with pytest.raises(RequestRejected, match="11 masks of 4,096 pixels") as info:
+        parse_infer(state, json.dumps(spec).encode(), None)  # type: ignore[arg-type]
+    assert info.value.status == 413
+    spec["inputs"][0]["shape"], spec["inputs"][0]["data"] = [10, 2, 2], [0] * 40
+    assert len(parse_infer(state, json.dumps(spec).encode(), None).prepared) == 10  # type: ignore[arg-type]

@@ -190,10 +190,25 @@ def parse_infer(state: _State, body: bytes, header_length: str | None) -> InferR
             f'"{meta.input_name}", "datatype": "UINT8", "shape": [N, H, W], "data": [...]}}].'
         )
     array = _tensor(inputs[0], binary, meta.input_name, state.limits)
+    _check_batch_pixels(array.shape, meta, state.limits)
     masks = labels_from_values(array, f"input '{meta.input_name}'")
     batched = masks.ndim == 3
     prepared = [prepare_mask(m, meta) for m in (masks if batched else masks[np.newaxis])]
     return InferRequest(prepared, batched, _binary_output(doc, meta), _request_id(doc))
+
+
+def _check_batch_pixels(shape: tuple[int, ...], meta: ModelMeta, limits: Limits) -> None:
+    """A request's masks, as sent and as resized for the model, hold at most max_pixels pixels
+    together (one /v1 mask may hold that many): N is bounded, not only each mask."""
+    count = shape[0] if len(shape) == 3 else 1
+    per_mask = max(shape[-2] * shape[-1], meta.input_size[0] * meta.input_size[1])
+    if count * per_mask > limits.max_pixels:
+        raise RequestRejected(
+            f"input '{meta.input_name}' | {count} masks of {per_mask:,} pixels each (at the "
+            f"model's size or larger), over the limit of {limits.max_pixels:,} per request. "
+            "Expected a smaller batch. Hint: split it over several requests.",
+            413,
+        )
 
 
 def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:

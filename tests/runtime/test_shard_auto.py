@@ -126,3 +126,11 @@ def test_generate_shard_auto_refuses_outside_a_job_array(
     code, message, _ = _run(args, {})
     assert code == 1 and "--shard auto | neither a Slurm array" in message
     assert "\n" not in message.strip() and not out.exists()
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_shard_count_var_needs_shard_auto(tmp_path: Path, toy: Callable[..., Path]) -> None:
+    masks, model = _masks(tmp_path / "masks"), toy()
+    args = [str(masks), "--out", str(tmp_path / "o"), "-m", str(model), "--shard-count-var", "N"]
+    code, message, _ = _run(args, {"N": "2", "JOB_COMPLETION_INDEX": "0"})
+    assert code == 1 and "given without --shard auto" in message

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from echogen_trt.errors import ConfigError
 from echogen_trt.fileio import show_path
 from echogen_trt.runtime.default_model import find_default_model, show_relative
 from echogen_trt.runtime.job_plan import FORMATS, K8S_COUNT_VAR, parse_shard, shard_from_env
@@ -88,6 +89,11 @@ def generate(
         click.echo(f"using model {show_relative(found, Path.cwd())}", err=True)
         model = str(found)
     kwargs = {k: v for k, v in options.items() if v not in (None, False)}
+    if shard_count_var and shard != "auto":
+        raise ConfigError(
+            f"--shard-count-var {shard_count_var} | given without --shard auto. Expected both. "
+            "Hint: add --shard auto, or drop --shard-count-var."
+        )
     if shard == "auto":
         index, count, where = shard_from_env(os.environ, shard_count_var)
         click.echo(f"shard {index}/{count} ({where})", err=True)

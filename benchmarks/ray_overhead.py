@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import shutil
@@ -75,6 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     result = {
         "what": "examples/ray_generate.py (2 actors) vs echogen-trt generate, fresh processes",
+        "ray": importlib.metadata.version("ray"),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "masks": len([p for p in args.masks.rglob("*") if p.is_file()]),
         "cpus": os.cpu_count(),

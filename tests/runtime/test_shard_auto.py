@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from runtime_helpers import labels_mask, write_png
 
 from echogen_trt.cli import cli
 from echogen_trt.errors import ConfigError
-from echogen_trt.runtime.job_plan import shard_from_env
+from echogen_trt.runtime.job_plan import K8S_COUNT_VAR, shard_from_env
 
 SCHEDULER_VARS = (
     "SLURM_ARRAY_TASK_ID",
@@ -134,3 +135,25 @@ def test_shard_count_var_needs_shard_auto(tmp_path: Path, toy: Callable[..., Pat
     args = [str(masks), "--out", str(tmp_path / "o"), "-m", str(model), "--shard-count-var", "N"]
     code, message, _ = _run(args, {"N": "2", "JOB_COMPLETION_INDEX": "0"})
     assert code == 1 and "given without --shard auto" in message
+
+
+def test_the_readme_job_scripts_give_every_shard_once() -> None:
+    """The README's sbatch script and indexed-Job manifest, as their schedulers would run them."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Guide: scaling out", 1)[1].split("\n## ", 1)[0]
+    sbatch = section.split("```bash\n#!/bin/bash\n", 1)[1].split("```", 1)[0]
+    first, last = map(int, re.search(r"#SBATCH --array=(\d+)-(\d+)\n", sbatch).groups())  # type: ignore[union-attr]
+    assert "--shard auto" in sbatch
+    count = last - first + 1
+    shards = [shard_from_env(slurm(task, first, count))[:2] for task in range(first, last + 1)]
+    assert shards == [(i, count) for i in range(count)]
+    manifest = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    completions = int(re.search(r"\n  completions: (\d+)\n", manifest).group(1))  # type: ignore[union-attr]
+    variable, value = re.search(r'- name: (\w+).*\n\s+value: "(\d+)"', manifest).groups()  # type: ignore[union-attr]
+    assert '"--shard", "auto"' in manifest and "completionMode: Indexed" in manifest
+    assert variable == K8S_COUNT_VAR and int(value) == completions
+    shards = [
+        shard_from_env({"JOB_COMPLETION_INDEX": str(i), variable: value})[:2]
+        for i in range(completions)
+    ]
+    assert shards == [(i, completions) for i in range(completions)]

@@ -227,3 +227,10 @@ def test_the_batch_is_bounded_not_only_each_mask() -> None:
     assert info.value.status == 413
     spec["inputs"][0]["shape"], spec["inputs"][0]["data"] = [10, 2, 2], [0] * 40
     assert len(parse_infer(state, json.dumps(spec).encode(), None).prepared) == 10  # type: ignore[arg-type]
+
+
+def test_v2_requests_are_counted_in_metrics(client: httpclient.InferenceServerClient, v2_server):
+    server, _ = v2_server
+    assert client.is_server_live()
+    status, _, body = server.get("/metrics")
+    assert status == 200 and 'route="/v2",status="200"' in body.decode()

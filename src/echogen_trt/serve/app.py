@@ -253,6 +253,7 @@ class _Timed:
             return
         path = scope.get("path", "")
         route = path if path in ROUTES else ("/static" if path.startswith("/static/") else "other")
+        route = "/v2" if path == "/v2" or path.startswith("/v2/") else route  # the v2 protocol
         start = time.perf_counter()
         status = 500
 

@@ -68,7 +68,7 @@ def load_model(path: str | os.PathLike[str], core: Any = None) -> Any:
     path = Path(path)
     if not path.is_file():
         raise InputMismatch(
-            f"model {path} | not found. Expected an .xml (with its .bin) or an .onnx file."
+            f"model {path} | not found. Expected an {IR_SUFFIX} (with its .bin) or an .onnx file."
         )
     if path.suffix.lower() == IR_SUFFIX and not weights_path(path).is_file():
         raise InputMismatch(

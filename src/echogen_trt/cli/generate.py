@@ -14,7 +14,7 @@ from echogen_trt.fileio import show_path
 from echogen_trt.runtime.default_model import find_default_model, show_relative
 from echogen_trt.runtime.job_plan import FORMATS, K8S_COUNT_VAR, parse_shard, shard_from_env
 from echogen_trt.runtime.pipeline import SIZES, GenerateSummary, run_generate
-from echogen_trt.runtime.registry import BACKENDS
+from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 
 
 @click.command("generate")
@@ -31,10 +31,10 @@ from echogen_trt.runtime.registry import BACKENDS
     "--model",
     "-m",
     type=click.Path(dir_okay=False),
-    help="An .engine, .onnx or .pt file. Default: the one obvious model in . or runs/*/.",
+    help=f"{describe_suffixes().capitalize()}. Default: the one obvious model in . or runs/*/.",
 )
 @click.option(
-    "--backend", type=click.Choice(["auto", *BACKENDS]), help="Default: from the model's suffix."
+    "--backend", type=click.Choice([AUTO, *names()]), help="Default: from the model's suffix."
 )
 @click.option("--batch-size", type=click.IntRange(min=1), help="Masks per inference call [8].")
 @click.option("--recursive", "-r", is_flag=True, help="Descend into sub-folders of input folders.")

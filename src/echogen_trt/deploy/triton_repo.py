@@ -26,10 +26,19 @@ from typing import Any
 
 import numpy as np
 
+from echogen_trt.artifacts.openvino_ir import IR_SUFFIX
 from echogen_trt.artifacts.provenance import BuildOptions, read_provenance
 from echogen_trt.deploy.triton_containers import container_note
 from echogen_trt.errors import ConfigError, InputMismatch
 from echogen_trt.fileio import ensure_dir, write_text_atomic
+from echogen_trt.runtime.registry import (
+    ENGINE_SUFFIXES,
+    ONNX_SUFFIX,
+    describe_suffixes,
+    record,
+    records,
+    resolve_kind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +74,7 @@ class TritonModel:
     """What one model folder holds: its config facts and the files of version 1."""
 
     name: str
-    backend: str  # "tensorrt" | "onnxruntime" | "openvino"
+    backend: str  # the Triton backend (the registry record's triton_backend)
     files: dict[str, Path]  # name in the version folder -> source file
     max_batch_size: int  # 0: the model does not batch (a static batch is part of dims)
     preferred_batch_sizes: tuple[int, ...]
@@ -114,23 +123,30 @@ def write_triton_repo(
 
 
 def triton_model(path: Path, opts: RepoOptions) -> TritonModel:
-    """The repository entry for one model file, by its suffix."""
-    suffix = path.suffix.lower()
+    """The repository entry for one model file, read by its format."""
+    served = triton_suffixes()
     if not path.is_file():
-        raise InputMismatch(f"model {path} | not found. Expected an .engine, .onnx or .xml file.")
-    if suffix in (".engine", ".plan"):
-        return _from_engine(path, opts)
-    if suffix == ".onnx":
-        return _from_onnx(path, opts)
-    if suffix == ".xml":
-        return _from_ir(path, opts)
-    raise ConfigError(
-        f"model {path} | suffix {suffix!r}. Expected .engine/.plan (TensorRT), .onnx (ONNX "
-        "Runtime) or .xml (OpenVINO IR). Hint: export a checkpoint first with `echogen-trt export`."
-    )
+        raise InputMismatch(f"model {path} | not found. Expected {describe_suffixes(served)}.")
+    suffix = path.suffix.lower()
+    if suffix not in served:
+        raise ConfigError(
+            f"model {path} | suffix {suffix!r}: no Triton backend serves it. Expected "
+            f"{describe_suffixes(served)}. Hint: export a checkpoint with `echogen-trt export`."
+        )
+    backend = record(resolve_kind(path)).triton_backend
+    if suffix in ENGINE_SUFFIXES:
+        return _from_engine(path, backend, opts)
+    if suffix == IR_SUFFIX:
+        return _from_ir(path, backend, opts)
+    return _from_onnx(path, backend, opts)
 
 
-def _from_onnx(path: Path, opts: RepoOptions) -> TritonModel:
+def triton_suffixes() -> tuple[str, ...]:
+    """The model suffixes of the backends whose files a Triton backend serves (registry)."""
+    return tuple(s for rec in records() if rec.triton_backend for s in rec.suffixes)
+
+
+def _from_onnx(path: Path, backend: str, opts: RepoOptions) -> TritonModel:
     from onnx import helper
 
     from echogen_trt.artifacts.onnx_file import load_model, read_meta
@@ -149,8 +165,8 @@ def _from_onnx(path: Path, opts: RepoOptions) -> TritonModel:
 
     return _model(
         path,
-        "onnxruntime",
-        {"model.onnx": path},
+        backend,
+        {f"model{ONNX_SUFFIX}": path},
         (shapes(proto.graph.input), shapes(proto.graph.output)),
         None,
         opts,
@@ -158,7 +174,7 @@ def _from_onnx(path: Path, opts: RepoOptions) -> TritonModel:
     )
 
 
-def _from_ir(path: Path, opts: RepoOptions) -> TritonModel:
+def _from_ir(path: Path, backend: str, opts: RepoOptions) -> TritonModel:
     from echogen_trt.artifacts.openvino_ir import load_model, read_meta, weights_path
 
     model = load_model(path)
@@ -174,12 +190,12 @@ def _from_ir(path: Path, opts: RepoOptions) -> TritonModel:
             for port in ports
         ]
 
-    files = {"model.xml": path, "model.bin": weights_path(path)}
+    files = {f"model{IR_SUFFIX}": path, f"model{weights_path(path).suffix}": weights_path(path)}
     io = (shapes(model.inputs), shapes(model.outputs))
-    return _model(path, "openvino", files, io, None, opts, "KIND_CPU")
+    return _model(path, backend, files, io, None, opts, "KIND_CPU")
 
 
-def _from_engine(path: Path, opts: RepoOptions) -> TritonModel:
+def _from_engine(path: Path, backend: str, opts: RepoOptions) -> TritonModel:
     prov = read_provenance(path)
     io = tuple(
         [
@@ -192,7 +208,7 @@ def _from_engine(path: Path, opts: RepoOptions) -> TritonModel:
     profile = prov.profile.get(io[0][0][0]) if io[0] else None
     batches = (profile["min"][0], profile["opt"][0], profile["max"][0]) if profile else None
     note = container_note(prov.tensorrt_version)
-    return _model(path, "tensorrt", {"model.plan": path}, io, batches, opts, "KIND_GPU", note)
+    return _model(path, backend, {"model.plan": path}, io, batches, opts, "KIND_GPU", note)
 
 
 def _model(

@@ -83,15 +83,38 @@ class MaskToEcho:
         `masks`: one (H, W) mask, an (N, H, W) array, or a list of (H, W) masks; raw labels 0..3
         (or the scaled 0/85/170/255, mapped unless check_labels=False).
         """
+        return self.run_prepared(self._prepare_all(masks, check_labels))
+
+    def outputs(
+        self, masks: np.ndarray | Sequence[np.ndarray], *, check_labels: bool = True
+    ) -> np.ndarray:
+        """The model's own output for N masks, before the conversion to frames: float32
+        (N, 1, H, W) in [0, 1] (float io) or uint8 (N, H, W). The same path as `generate` (labels,
+        resizing, batching, padding), for export's verification and the INT8 accuracy gate."""
+        prepared = self._prepare_all(masks, check_labels)
+        chunk, _ = self._chunking()
+        parts = [
+            np.array(infer_outputs(self.backend, prepared[start : start + chunk]), copy=True)
+            for start in range(0, len(prepared), chunk)
+        ]
+        return np.concatenate(parts)
+
+    def _prepare_all(
+        self, masks: np.ndarray | Sequence[np.ndarray], check_labels: bool
+    ) -> list[np.ndarray]:
         items = _as_mask_list(masks)
         if check_labels:
             items = [labels_from_values(m, f"mask {i}") for i, m in enumerate(items)]
-        meta = self.meta
-        return self.run_prepared([model_tensors.prepare_mask(m, meta) for m in items])
+        return [self.prepare(m) for m in items]
 
     def prepare(self, mask: np.ndarray) -> np.ndarray:
         """One raw-label mask as the model wants it (resized, labels selected); thread-safe."""
         return model_tensors.prepare_mask(mask, self.meta)
+
+    def restore(self, frame: np.ndarray, size_hw: tuple[int, ...]) -> np.ndarray:
+        """A frame at the model's size resized back to a mask's own (H, W) (size=original): the
+        one rule `generate --size original` and serve's ?size=original follow."""
+        return model_tensors.restore_size(frame, (int(size_hw[0]), int(size_hw[1])))
 
     def run_prepared(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         """Frames for masks already passed through `prepare`, in chunks the model accepts."""
@@ -114,7 +137,7 @@ class MaskToEcho:
         return max(chunk, 1), fixed
 
     def _run_chunk(self, prepared: Sequence[np.ndarray], fixed: int) -> np.ndarray:
-        frames = infer_frames(self.backend, prepared, pad_to=fixed)
+        frames = infer_frames(self.backend, prepared)
         self.compute_ms += self.backend.last_latency_ms or 0.0
         self.frames += len(prepared)
         return frames
@@ -129,15 +152,24 @@ def batch_limits(backend: Backend) -> tuple[int, int | None]:
 
 
 def infer_frames(
-    backend: Backend, prepared: Sequence[np.ndarray], *, pad_to: int = 0, check: bool = True
+    backend: Backend, prepared: Sequence[np.ndarray], *, check: bool = True
 ) -> np.ndarray:
-    """One inference: prepared masks -> packed batch (padded to a fixed batch) -> uint8 frames
-    (N, H, W), copied out of the backend's reused output buffer."""
+    """One inference: prepared masks -> packed batch -> uint8 frames (N, H, W), copied out of
+    the backend's reused output buffer."""
+    frames = model_tensors.frames_from_output(infer_outputs(backend, prepared, check), backend.meta)
+    return np.array(frames, copy=True)
+
+
+def infer_outputs(
+    backend: Backend, prepared: Sequence[np.ndarray], check: bool = True
+) -> np.ndarray:
+    """One inference: prepared masks -> packed batch -> the model's output (N, ...), possibly the
+    backend's reused buffer (`Backend.infer` pads a batch below the model's minimum)."""
     meta = backend.meta
-    batch = model_tensors.pack_batch(prepared, meta, pad_to=pad_to)
-    out = backend.infer({meta.input_name: batch}, check=check, reuse_outputs=True)
-    frames = model_tensors.frames_from_output(out[meta.output_name], meta)
-    return np.array(frames[: len(prepared)], copy=True)
+    batch = model_tensors.pack_batch(prepared, meta)
+    return backend.infer({meta.input_name: batch}, check=check, reuse_outputs=True)[
+        meta.output_name
+    ]
 
 
 def _as_mask_list(masks: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:

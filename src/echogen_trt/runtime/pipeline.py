@@ -44,7 +44,6 @@ from echogen_trt.runtime.job_plan import (
     split_inside,
 )
 from echogen_trt.runtime.mask_to_echo import MaskToEcho
-from echogen_trt.runtime.model_tensors import restore_size
 from echogen_trt.runtime.registry import resolve_kind
 
 log = logging.getLogger(__name__)
@@ -326,7 +325,7 @@ class _Run:
     def _write(self, job: Job, loaded: _Loaded, frames: np.ndarray) -> None:
         with _per_file_memory(job, "writing its frame"):
             if self.size == "original":
-                frames = np.stack([restore_size(frame, loaded.shape) for frame in frames])
+                frames = np.stack([self.gen.restore(frame, loaded.shape) for frame in frames])
             if loaded.sequence:
                 cine.write_sequence(job, list(frames), loaded.masks)
                 return

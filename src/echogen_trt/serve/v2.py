@@ -31,6 +31,7 @@ from echogen_trt import __version__
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.runtime.io import check_pixels, labels_from_values
 from echogen_trt.runtime.model_tensors import prepare_mask
+from echogen_trt.runtime.registry import record
 from echogen_trt.serve.batcher import Closed, DynamicBatcher
 from echogen_trt.serve.requests import Limits, RequestRejected, one_line
 
@@ -50,8 +51,6 @@ DTYPES: dict[str, type[np.generic]] = {
     "FP32": np.float32,
     "FP64": np.float64,
 }
-# Triton's platform names for the backends that serve the same files there.
-PLATFORMS = {"tensorrt": "tensorrt_plan", "onnxrt": "onnxruntime_onnx", "openvino": "openvino"}
 
 
 class _State(Protocol):
@@ -138,10 +137,11 @@ def model_metadata_of(state: _State) -> dict[str, Any]:
     height, width = meta.input_size
     out_type, out_dims = output_type(meta)
     backend = state.batcher.gen.backend.name
+    platform = record(backend).triton_backend or f"echogen_{backend}"  # Triton's, where it has one
     return {
         "name": model_names(state)[0],
         "versions": [VERSION],
-        "platform": PLATFORMS.get(backend, f"echogen_{backend}"),
+        "platform": platform,
         "inputs": [{"name": meta.input_name, "datatype": "UINT8", "shape": [-1, height, width]}],
         "outputs": [{"name": meta.output_name, "datatype": out_type, "shape": [-1, *out_dims]}],
     }

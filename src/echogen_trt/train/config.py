@@ -1,6 +1,6 @@
 """Training configuration: typed defaults in one block, JSON presets, CLI overrides.
 
-The defaults are the reference recipe (reference.md section 2). A preset file
+The defaults are the reference recipe (docs/reference.md section 2). A preset file
 (configs/<experiment>.json) and then command-line flags override them; unknown keys and values of
 the wrong type raise ConfigError naming the key. The resolved config is saved in the run folder
 (config.json) and in every checkpoint.

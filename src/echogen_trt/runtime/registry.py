@@ -121,7 +121,6 @@ def _ort_variants() -> dict[str, dict[str, Any]]:
 RECORDS: tuple[BackendRecord, ...] = (
     BackendRecord(
         name="tensorrt",
-        triton_backend="tensorrt",
         title="TensorRT",
         package="tensorrt",
         module="echogen_trt.runtime.backends.tensorrt:TensorRTBackend",
@@ -132,10 +131,10 @@ RECORDS: tuple[BackendRecord, ...] = (
         disables="build-engine and the TensorRT backend",
         convert_hint="serve the .onnx file the engine was built from with --backend onnxrt",
         precisions=(FP32, FP16),
+        triton_backend="tensorrt",
     ),
     BackendRecord(
         name="onnxrt",
-        triton_backend="onnxruntime",
         title="ONNX Runtime",
         package="onnxruntime",
         module="echogen_trt.runtime.backends.onnxrt:OnnxRuntimeBackend",
@@ -149,6 +148,7 @@ RECORDS: tuple[BackendRecord, ...] = (
         precisions=(FP32, FP16, INT8),
         variants=_ort_variants,
         variant_names=tuple(ORT_VARIANTS),
+        triton_backend="onnxruntime",
     ),
     BackendRecord(
         name="torch",
@@ -169,7 +169,6 @@ RECORDS: tuple[BackendRecord, ...] = (
     # (benchmarks/results/cpu-backend-choice-amd-epyc-2c-2026-12-01.json).
     BackendRecord(
         name="openvino",
-        triton_backend="openvino",
         title="OpenVINO",
         package="openvino",
         module="echogen_trt.runtime.backends.openvino:OpenVinoBackend",
@@ -180,6 +179,7 @@ RECORDS: tuple[BackendRecord, ...] = (
         disables="the OpenVINO backend (.xml IR, INT8 models; often the fastest on a CPU)",
         convert_hint="serve it with --backend openvino, or the .onnx file it came from",
         precisions=(FP32, FP16, INT8),
+        triton_backend="openvino",
     ),
 )
 

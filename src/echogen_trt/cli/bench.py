@@ -5,14 +5,14 @@ with a PyTorch eager baseline and the machine's GEMM ceiling. A thin layer over
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from echogen_trt.bench.plan import DEFAULT_BATCHES, MODES, BenchConfig
 from echogen_trt.bench.stats import CV_WARN_PCT
 from echogen_trt.bench.timing import DEFAULT_DURATION_S, DEFAULT_MIN_ITERATIONS, WarmUp
-from echogen_trt.fileio import write_text_atomic
+from echogen_trt.fileio import check_outputs, write_text_atomic
+from echogen_trt.runtime.model_files import model_files
 from echogen_trt.runtime.registry import bench_labels, eager_baseline_name
 
 
@@ -114,6 +114,9 @@ def bench(
     from echogen_trt.bench.report import format_report
     from echogen_trt.bench.runner import run_benchmark
 
+    inputs = {f"{k} {v}": v for m in models for k, v in model_files(m).items()}
+    json_file = json_path if json_path != "-" else None
+    check_outputs({"--json": json_file, "--plot": plot_path}, inputs=inputs)  # before the timing
     if plot_path:
         plot_mod._pyplot()  # fail before minutes of timing, not after
     config = config_from_options(
@@ -124,7 +127,6 @@ def bench(
     )  # fmt: skip
     report = run_benchmark(list(models), config).to_dict()
     if json_path and json_path != "-":
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
     if json_path == "-":
         click.echo(json.dumps(report, indent=2, default=str))

@@ -51,6 +51,11 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 )
 @click.option("--skip-existing", is_flag=True, help="Keep frames already in --out (resume a run).")
 @click.option(
+    "--replace-model",
+    is_flag=True,
+    help="Write into an --out that another model wrote (its manifest); its frames are replaced.",
+)
+@click.option(
     "--shard",
     metavar="I/N|auto",
     help="Do only shard I of N (0-based), for parallel jobs; auto: from a Slurm job array or a "
@@ -124,6 +129,8 @@ def format_summary(s: GenerateSummary) -> str:
             f"{s.backend}{where}: {s.ms_per_frame:.2f} ms/frame end to end, {compute} ms/frame "
             f"compute, model loaded in {s.load_s:.2f} s"
         )
+    if s.stopped:
+        lines.append(f"stopped early: {s.stopped}")
     if s.failed:
         lines.append("failed:")
         for path, reason in s.failed:  # one line each, whatever the file name holds

@@ -28,7 +28,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -42,11 +41,13 @@ from echogen_trt.artifacts.onnx_file import load_model as load_onnx
 from echogen_trt.artifacts.onnx_file import save_model, write_meta
 from echogen_trt.artifacts.openvino_ir import IR_SUFFIX, load_model, save_ir, weights_path
 from echogen_trt.artifacts.precision import EXPORT_DEFAULT, FP32, INT8
+from echogen_trt.data.splits import check_disjoint
 from echogen_trt.errors import BackendUnavailable, ConfigError, ExportError
 from echogen_trt.export.verify import Check, VerificationFailed, VerifyReport
-from echogen_trt.fileio import check_output_path
+from echogen_trt.fileio import check_output_path, check_outputs, locked_temp_dir
 from echogen_trt.metrics import psnr_db
 from echogen_trt.runtime.mask_to_echo import MaskToEcho
+from echogen_trt.runtime.model_files import model_files
 from echogen_trt.runtime.model_tensors import batch_from_masks
 from echogen_trt.runtime.registry import ONNX_SUFFIX, resolve_kind
 
@@ -170,7 +171,13 @@ def quantize(model: Any, calibration: np.ndarray, recipe: Int8Recipe) -> tuple[A
     return quantized, ignored
 
 
-def masks_from_tree(
+def masks_from_tree(root: str | os.PathLike[str], split: str, **options: Any) -> np.ndarray:
+    """uint8 (N, H, W) masks of one split of a CAMUS-layout tree, unkept labels zeroed
+    (`split_masks`' options: experiment, size, view, phases, split_source)."""
+    return split_masks(root, split, **options)[0]
+
+
+def split_masks(
     root: str | os.PathLike[str],
     split: str,
     *,
@@ -179,18 +186,19 @@ def masks_from_tree(
     view: str = "4CH",
     phases: Sequence[str] = ("ED", "ES"),
     split_source: str = "auto",
-) -> np.ndarray:
-    """uint8 (N, H, W) masks of one split of a CAMUS-layout tree, unkept labels zeroed."""
+) -> tuple[np.ndarray, list[str]]:
+    """(uint8 (N, H, W) masks of one split, unkept labels zeroed, their patients): the patients
+    let the caller check that calibration and held-out sets are disjoint."""
     from echogen_trt.data.dataset import load_pairs
 
     sets = [
         load_pairs(
             Path(root), experiment=experiment, split=split, view=view, phase=phase,
             size=size, split_source=split_source,
-        ).masks
+        )
         for phase in phases
     ]  # fmt: skip
-    return np.concatenate(sets)
+    return np.concatenate([s.masks for s in sets]), sorted({p for s in sets for p in s.patients})
 
 
 def _run(path: Path, masks: np.ndarray, kind: str, batch: int = 8) -> np.ndarray:
@@ -268,11 +276,13 @@ def export_int8(
     check_output_path(
         out, inputs=[ckpt_path], suffixes=(IR_SUFFIX, ONNX_SUFFIX), what="INT8 output"
     )
+    inputs = {f"checkpoint {ckpt_path}": ckpt_path, f"--calibrate tree {calibrate}": calibrate}
+    check_outputs(model_files(out, "INT8 output"), inputs=inputs)  # the .bin too
     ir = out.suffix.lower() == IR_SUFFIX
     if ir:
         require_nncf()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".int8-", dir=out.parent) as tmp:
+    with locked_temp_dir(out.parent, ".int8-") as tmp:  # also removes a killed run's folder
         fp32_onnx = Path(tmp) / f"fp32{ONNX_SUFFIX}"
         [fp32] = export_checkpoint(ckpt_path, fp32_onnx, precision=FP32)
         meta = fp32.meta
@@ -333,10 +343,13 @@ def _mask_sets(
     size = tuple(meta.input_size)
     if root is not None:
         kwargs: dict[str, Any] = {"experiment": meta.experiment, "size": size}
+        fit: list[str] = []
+        judge: list[str] = []
         if calibration is None:
-            calibration = masks_from_tree(root, "train", split_source=split_source, **kwargs)
+            calibration, fit = split_masks(root, "train", split_source=split_source, **kwargs)
         if heldout is None:
-            heldout = masks_from_tree(root, "test", split_source=split_source, **kwargs)
+            heldout, judge = split_masks(root, "test", split_source=split_source, **kwargs)
+        check_disjoint(("calibration", fit), ("held-out", judge), f"--calibrate {root}")
     if calibration is None or heldout is None:
         raise ConfigError(
             "int8 export | no masks to calibrate on. Expected --calibrate DATA, a CAMUS-layout "

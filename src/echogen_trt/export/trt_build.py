@@ -32,10 +32,11 @@ from echogen_trt.export.trt_version_policy import (
     require_dla,
     typing_plan,
 )
-from echogen_trt.fileio import check_distinct, check_output_path, write_bytes_atomic
+from echogen_trt.fileio import check_distinct, check_output_path, check_outputs, write_bytes_atomic
 from echogen_trt.runtime import availability
 from echogen_trt.runtime.gpu import cuda_mem
 from echogen_trt.runtime.gpu.trt_api import shared_logger, trt_errors, trt_version
+from echogen_trt.runtime.model_files import model_files
 from echogen_trt.runtime.registry import ENGINE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -217,6 +218,7 @@ def build_engine(
                    what="--timing-cache")  # fmt: skip
     info = read_onnx(onnx_path)
     check_output_path(engine_path, inputs=[info.path], suffixes=ENGINE_SUFFIXES, what="engine")
+    check_outputs(model_files(engine_path, "engine"), inputs={f"ONNX input {info.path}": info.path})
     trt = trt if trt is not None else availability.require_tensorrt()
     cuda = cuda if cuda is not None else cuda_mem.get_cuda_api()
     gpu = cuda_mem.require_device(cuda, device)

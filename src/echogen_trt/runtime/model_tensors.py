@@ -72,7 +72,8 @@ def frames_from_output(output: np.ndarray, meta: ModelMeta) -> np.ndarray:
     if output.dtype == np.uint8:
         return output
     scaled = np.clip(output.astype(np.float32, copy=False), 0.0, 1.0) * 255.0
-    return np.rint(scaled).astype(np.uint8)
+    with np.errstate(invalid="ignore"):  # NaN: counted and refused by the caller (mask_to_echo)
+        return np.rint(scaled).astype(np.uint8)
 
 
 def restore_size(frame: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:

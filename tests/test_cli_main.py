@@ -77,6 +77,49 @@ def test_bug_keeps_its_traceback(monkeypatch) -> None:
         cli_mod.main(["bug"])
 
 
+@pytest.mark.parametrize(
+    ("command", "missing", "extra"),
+    [
+        ("export", "onnx", "train"),
+        ("bench", "onnx", "onnx"),
+        ("synth", "SimpleITK", "medical"),
+        ("bench", "torch", "train"),  # a backend's package: its record's install hint
+    ],
+)
+def test_a_package_an_extra_provides_is_one_line_naming_it(
+    monkeypatch, capsys, command: str, missing: str, extra: str
+) -> None:
+    """The base install leaves the extras out (issue 23): no traceback, the extra to install."""
+
+    @click.command(command)
+    def needs() -> None:
+        raise ModuleNotFoundError(f"No module named '{missing}'", name=missing)
+
+    module = types.ModuleType("fake_needs")
+    module.needs = needs  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_needs", module)
+    monkeypatch.setitem(cli_mod.COMMANDS, command, ("fake_needs", "needs", "needs an extra"))
+    with pytest.raises(SystemExit) as exc:
+        cli_mod.main([command])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {missing} | not installed, and this command needs it. Hint: ")
+    assert f"pip install 'echogen-trt[{extra}]'" in err and err.count("\n") == 1
+
+
+def test_a_module_no_extra_provides_keeps_its_traceback(monkeypatch) -> None:
+    @click.command("bug")
+    def bug() -> None:
+        raise ModuleNotFoundError("No module named 'echogen_trt.gone'", name="echogen_trt.gone")
+
+    module = types.ModuleType("fake_bug")
+    module.bug = bug  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_bug", module)
+    monkeypatch.setitem(cli_mod.COMMANDS, "bug", ("fake_bug", "bug", "raises"))
+    with pytest.raises(ModuleNotFoundError):
+        cli_mod.main(["bug"])
+
+
 def test_doctor_json_reports_each_component() -> None:
     result = CliRunner().invoke(cli_mod.cli, ["doctor", "--json"])
     assert result.exit_code == 0, result.output

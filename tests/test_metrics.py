@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from echogen_trt.errors import InputMismatch
-from echogen_trt.metrics import fan_mask, fan_metrics, outside_fan_saturation, ssim_map
+from echogen_trt.metrics import (
+    fan_mask,
+    fan_metrics,
+    fill_holes,
+    outside_fan_saturation,
+    ssim_map,
+)
 
 
 @pytest.fixture
@@ -84,3 +92,28 @@ def test_outside_fan_saturation_ignores_dark_holes_inside_the_fan(real) -> None:
     pred[:, 20:24, 20:24] = 1.0
     assert outside_fan_saturation(pred, holed) == 0.0
     assert outside_fan_saturation(pred * 255, holed * 255, data_range=255.0) == 0.0
+
+
+def test_fill_holes_fills_enclosed_background_only() -> None:
+    region = np.zeros((7, 12), bool)
+    region[1:6, 1:6] = True
+    region[2:5, 2:5] = False  # a closed ring's hole: filled
+    region[1:6, 7:11] = True
+    region[2:5, 8:10] = False
+    region[2:6, 8:10] = False  # a "U" open to the bottom border: stays background
+    filled = fill_holes(region)
+    assert filled[1:6, 1:6].all() and not filled[2:6, 8:10].any()
+    assert np.array_equal(filled & ~region, np.pad(np.ones((3, 3), bool), ((2, 2), (2, 7))))
+    diagonal = np.ones((3, 3), bool)
+    diagonal[1, 1] = False
+    diagonal[0, 0] = False  # touches the hole only at a corner: 4-connectivity fills the hole
+    assert fill_holes(diagonal)[1, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.2, 0.8))
+def test_fill_holes_matches_scipy(seed: int, density: float) -> None:
+    """scipy.ndimage.binary_fill_holes was the implementation; its result is the contract."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    region = np.random.default_rng(seed).random((17, 23)) < density
+    assert np.array_equal(fill_holes(region), ndimage.binary_fill_holes(region))

@@ -101,7 +101,7 @@ def _medical_io() -> Check:
             False,
             "missing " + ", ".join(missing),
             "reading CAMUS .mhd/.nii.gz files",
-            "pip install SimpleITK nibabel",
+            "pip install 'echogen-trt[medical]'",
         )
     return Check("medical I/O", True, "SimpleITK, nibabel")
 

@@ -160,7 +160,8 @@ async def _get(app: Any, path: str) -> tuple[int, bytes]:
 
     scope = {
         "type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
-        "query_string": b"", "headers": [], "http_version": "1.1", "scheme": "http",
+        "query_string": b"", "headers": [(b"host", b"127.0.0.1")], "http_version": "1.1",
+        "scheme": "http",
         "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "root_path": "",
     }  # fmt: skip
     await app(scope, receive, send)

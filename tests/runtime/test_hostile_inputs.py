@@ -25,6 +25,7 @@ from echogen_trt.cli import cli
 from echogen_trt.errors import ConfigError, InputMismatch, OutputError
 from echogen_trt.runtime import io as rio
 from echogen_trt.runtime import pipeline
+from fakes.hostile_files import jpeg_bomb, npy_bomb
 
 
 def generate(*args: Any) -> Result:
@@ -161,6 +162,46 @@ def test_bomb_is_refused_from_its_header_without_decoding(
     monkeypatch.setattr(rio.cv2, "imdecode", imdecode)
     with pytest.raises(InputMismatch, match=r"30000x30000 pixels \(900,000,000\), over the limit"):
         rio.read_mask(path)
+
+
+def _no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decoded bytes the header should have refused")
+
+    monkeypatch.setattr(rio.cv2, "imdecode", refuse)
+    monkeypatch.setattr(rio.np, "load", refuse)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (jpeg_bomb(), "not a decodable image: a JPEG file"),  # named .png: the name is no guide
+        (b"GIF89a" + bytes(20), "a GIF file"),
+        (b"P5\n30000 30000\n255\n", "a PNM file"),
+        (npy_bomb(), r"30000x30000 pixels \(900,000,000\), over the limit"),
+        (b"II*\x00" + struct.pack("<I", 1 << 30), "TIFF header is truncated or unusual"),
+    ],
+)
+def test_formats_are_told_by_magic_and_sized_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, match: str
+) -> None:
+    _no_decoding(monkeypatch)
+    path = tmp_path / ("mask.npy" if content.startswith(b"\x93NUMPY") else "mask.png")
+    path.write_bytes(content)
+    with pytest.raises(InputMismatch, match=match):
+        rio.read_mask(path)
+    with pytest.raises(InputMismatch, match=match):  # an upload: the same checks
+        rio.mask_from_bytes(content, "upload")
+
+
+def test_a_sequence_npy_is_sized_per_frame_from_its_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_decoding(monkeypatch)
+    path = tmp_path / "seq.npy"
+    path.write_bytes(npy_bomb().replace(b"(30000, 30000)", b"(100000, 64, 64)"))
+    with pytest.raises(InputMismatch, match="100,000 frames"):
+        rio.read_mask_frames(path)
 
 
 def test_bomb_fails_alone_and_the_batch_goes_on(tmp_path: Path, models: SimpleNamespace) -> None:

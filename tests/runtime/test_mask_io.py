@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from runtime_helpers import labels_mask, read_png, write_png
 
-from echogen_trt.errors import InputMismatch, OutputError
+from echogen_trt.errors import BackendUnavailable, InputMismatch, OutputError
 from echogen_trt.runtime import io
 
 
@@ -115,6 +116,23 @@ def test_broken_files(tmp_path: Path, name: str, content: bytes, match: str) -> 
     (tmp_path / name).write_bytes(content)
     with pytest.raises(InputMismatch, match=match):
         io.read_mask(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("name", "module"),
+    [("p_gt.mhd", "SimpleITK"), ("p_gt.nii.gz", "nibabel"), ("p.nii", "nibabel")],
+)
+def test_medical_masks_without_the_extra_name_it_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, module: str
+) -> None:
+    """The base install leaves SimpleITK and nibabel out (issue 23)."""
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if absent
+    (tmp_path / name).write_bytes(b"ObjectType = Image\n")
+    with pytest.raises(BackendUnavailable) as info:
+        io.read_mask(tmp_path / name)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / name} | ") and "\n" not in message
+    assert f"need {module}" in message and "pip install 'echogen-trt[medical]'" in message
 
 
 def test_missing_path_and_folder(tmp_path: Path) -> None:

@@ -27,9 +27,9 @@ def serve_factory(
     """serve_factory(model, *options) -> a running Server; all are stopped after the module."""
     started: list[Server] = []
 
-    def start(model: Path, *options: str) -> Server:
+    def start(model: Path, *options: str, open_files: int | None = None) -> Server:
         log = tmp_path_factory.mktemp("serve-log") / "serve.log"
-        server = start_server(model, log, *options)
+        server = start_server(model, log, *options, open_files=open_files)
         started.append(server)
         return server
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -62,14 +63,23 @@ def request(
         return err.code, dict(err.headers), err.read()
 
 
-def start_server(model: Path, log: Path, *options: str) -> Server:
-    """`python -m echogen_trt serve` on a free port; waits until /readyz answers 200."""
+def start_server(model: Path, log: Path, *options: str, open_files: int | None = None) -> Server:
+    """`python -m echogen_trt serve` on a free port; waits until /readyz answers 200.
+    `open_files`: the server's open-file limit (as `ulimit -n`)."""
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "echogen_trt", "serve", "--model", str(model)]
     command += ["--port", str(port), *options]
     handle = log.open("wb")
-    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+
+    def limit_files() -> None:
+        if open_files is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+
+    process = subprocess.Popen(
+        command, stdout=handle, stderr=subprocess.STDOUT, env=env, preexec_fn=limit_files
+    )
     server = Server(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -10,11 +10,17 @@ import numpy as np
 import pytest
 
 from echogen_trt.errors import ConfigError, InputMismatch
-from echogen_trt.serve.batcher import Closed, DynamicBatcher
+from echogen_trt.serve.batcher import Closed, DynamicBatcher, Overloaded
+
+WARM_UP = -1  # what FakeGen.prepare makes of the batcher's warm-up mask
 
 
 class FakeGen:
-    """run_prepared returns each mask + 1, records batch sizes; `fail_on` raises for a value."""
+    """run_prepared returns each mask + 1, records batch sizes (not the warm-up's); `fail_on`
+    raises for a value."""
+
+    model = "fake.onnx"
+    input_size = (2, 2)
 
     def __init__(self, fail_on: int | None = None, delay: float = 0.0) -> None:
         self.batches: list[int] = []
@@ -22,6 +28,9 @@ class FakeGen:
         self.opened = self.closed = False
         self.backend = type("B", (), {"meta": "meta"})()
         self.thread: str | None = None
+
+    def prepare(self, mask: np.ndarray) -> np.ndarray:
+        return np.full(mask.shape, WARM_UP, np.int64)
 
     def open(self) -> FakeGen:
         self.opened = True
@@ -32,6 +41,8 @@ class FakeGen:
 
     def run_prepared(self, prepared: list[np.ndarray]) -> np.ndarray:
         self.thread = threading.current_thread().name
+        if all(int(p[0, 0]) == WARM_UP for p in prepared):
+            return np.stack(prepared)
         time.sleep(self.delay)
         self.batches.append(len(prepared))
         if self.fail_on is not None and any(int(p[0, 0]) == self.fail_on for p in prepared):
@@ -115,3 +126,51 @@ def test_an_open_failure_is_raised_by_start() -> None:
 def test_bad_settings_are_config_errors(kwargs: dict[str, float], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         DynamicBatcher(FakeGen(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_caller_that_gave_up_is_skipped_and_the_worker_lives_on() -> None:
+    gen = FakeGen(delay=0.2)
+    batcher = DynamicBatcher(gen, max_batch=1, max_delay_ms=0)  # type: ignore[arg-type]
+    batcher.start()
+    busy, gave_up = submit_many(batcher, [1, 2])  # the second waits while the first runs
+    assert gave_up.cancel()
+    assert int(busy.result(timeout=10)[0, 0]) == 2
+    later = submit_many(batcher, [5])[0]
+    assert int(later.result(timeout=10)[0, 0]) == 6  # before the fix: the worker had died
+    assert batcher.ready and gen.batches == [1, 1]  # the cancelled one never ran
+    batcher.stop()
+
+
+def test_ready_is_false_when_the_worker_is_dead() -> None:
+    batcher = DynamicBatcher(FakeGen(), max_batch=1)  # type: ignore[arg-type]
+    batcher.start()
+    assert batcher.ready
+    batcher._queue.put(None)  # the worker ends as if it had crashed
+    batcher._thread.join(timeout=10)
+    assert not batcher.ready
+    with pytest.raises(Closed, match="worker is not running"):
+        batcher.submit(np.zeros((2, 2)))
+    batcher.stop()
+
+
+def test_a_full_queue_refuses_at_once() -> None:
+    gen = FakeGen(delay=0.3)
+    batcher = DynamicBatcher(gen, max_batch=1, max_delay_ms=0, max_queue=2)  # type: ignore[arg-type]
+    batcher.start()
+    first = submit_many(batcher, [0])[0]
+    time.sleep(0.1)  # the worker has taken it; two more fill the queue
+    queued = submit_many(batcher, [1, 2])
+    with pytest.raises(Overloaded, match="2 masks already wait"):
+        batcher.submit(np.zeros((2, 2), np.int64))
+    assert [int(f.result(timeout=10)[0, 0]) for f in [first, *queued]] == [1, 2, 3]
+    batcher.stop()
+
+
+def test_a_model_that_cannot_run_is_refused_by_start_in_one_line() -> None:
+    gen = FakeGen()
+    gen.prepare = lambda mask: np.full(mask.shape, 3, np.int64)  # type: ignore[method-assign]
+    gen.fail_on = 3
+    batcher = DynamicBatcher(gen)  # type: ignore[arg-type]
+    with pytest.raises(InputMismatch, match=r"fake.onnx \| the warm-up inference failed") as err:
+        batcher.start()
+    assert "\n" not in str(err.value) and not batcher.ready and gen.closed

@@ -14,7 +14,10 @@ from echogen_trt.cli import cli
 def test_help_shows_the_local_default_and_the_batching_options() -> None:
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0
-    for text in ("127.0.0.1", "--max-batch", "--max-delay-ms", "0.0.0.0", "--max-body-mb"):
+    for text in (
+        "127.0.0.1", "--max-batch", "--max-delay-ms", "0.0.0.0", "--max-body-mb", "--allowed-host",
+        "--cors-origin", "--graceful-timeout-s", "--header-timeout-s", "--max-connections",
+    ):  # fmt: skip
         assert text in result.output
 
 

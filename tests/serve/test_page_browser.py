@@ -16,6 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
+from echogen_trt.artifacts.model_meta import ModelMeta
+from fakes.onnx_models import write_plain_onnx
+
 CHROMIUM = os.environ.get("ECHOGEN_CHROMIUM") or shutil.which("chromium")
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -40,12 +43,17 @@ def test_draw_a_stroke_and_the_frame_follows(serve_factory, tiny_model, tmp_path
             page = browser.new_page(viewport={"width": 1180, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda err: errors.append(str(err)))
+            page.on(  # the page must run under its Content-Security-Policy, not beside it
+                "console",
+                lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
+            )
             page.goto(server.url + "/")
             # the page starts from the phantom heart and shows its frame
+            # predicates as functions: the page's CSP forbids evaluating strings (no eval)
             page.wait_for_function(
-                "Number(document.querySelector('#frame').dataset.generation) >= 1"
+                "() => Number(document.querySelector('#frame').dataset.generation) >= 1"
             )
-            page.wait_for_function("document.querySelector('#frame').complete")
+            page.wait_for_function("() => document.querySelector('#frame').complete")
             before = element_pixels(page, "#frame")
 
             page.click("button.tool[data-label='3']")  # the LA brush, wide
@@ -63,7 +71,7 @@ def test_draw_a_stroke_and_the_frame_follows(serve_factory, tiny_model, tmp_path
             assert answer.value.status == 200
             assert answer.value.header_value("content-type") == "image/png"
             page.wait_for_function(
-                "document.querySelector('#status').textContent === 'Frame updated.' && "
+                "() => document.querySelector('#status').textContent === 'Frame updated.' && "
                 "document.querySelector('#frame').complete"
             )
             page.wait_for_timeout(300)
@@ -84,10 +92,34 @@ def test_draw_a_stroke_and_the_frame_follows(serve_factory, tiny_model, tmp_path
             # the cine: phantom ED -> ES masks, one request per frame, then it plays
             page.select_option("#cine-frames", "8")
             page.click("#play")
-            page.wait_for_function("document.querySelector('#play').textContent.includes('Stop')")
+            page.wait_for_function(
+                "() => document.querySelector('#play').textContent.includes('Stop')"
+            )
             assert page.locator("#cine-view").count() == 1
             assert page.text_content("#status").startswith("Cine ready: 8 frames")  # type: ignore[union-attr]
             page.click("#play")
             assert page.locator("#cine-view").count() == 0
+        finally:
+            browser.close()
+
+
+MARKUP = '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>'
+
+
+def test_markup_in_model_metadata_is_shown_as_text_and_runs_nothing(
+    serve_factory, tmp_path: Path
+) -> None:
+    model = write_plain_onnx(tmp_path / "markup.onnx", ModelMeta(MARKUP, (1, 2, 3), (16, 16)))
+    server = serve_factory(model)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            page.wait_for_function("() => document.querySelector('#ready-dot.ok') !== null")
+            page.wait_for_timeout(300)  # an onerror handler would have run by now
+            assert page.title() != "pwned"
+            assert MARKUP in (page.text_content("#model-text") or "")  # the text, verbatim
+            assert page.locator("#model-text img").count() == 0
         finally:
             browser.close()

@@ -65,13 +65,13 @@ def test_the_service_never_imports_torch(tiny_model) -> None:
         sys.meta_path.insert(0, BlockTorch())
         import uvicorn
         from echogen_trt.cli.serve import serve
-        from echogen_trt.serve.server import serving
+        from echogen_trt.serve.server import service_state, serving
 
-        with serving({str(tiny_model)!r}) as app:
+        with service_state({str(tiny_model)!r}) as state:
             import numpy as np
             from echogen_trt.runtime.model_tensors import prepare_mask
 
-            batcher = app.app.app.state.serve.batcher  # _Timed(_BodyLimit(Starlette))
+            batcher = state.batcher
             prepared = prepare_mask(np.zeros((40, 30), np.uint8), batcher.meta)
             print(batcher.submit(prepared).result(timeout=60).shape)
         print(any(m == "torch" or m.startswith("torch.") for m in sys.modules))

@@ -18,7 +18,8 @@ import pytest
 from serve_helpers import Server, blocks, npy, request
 
 from echogen_trt.artifacts.model_meta import ModelMeta
-from echogen_trt.serve.requests import Limits, RequestRejected
+from echogen_trt.serve.limits import ServeLimits
+from echogen_trt.serve.requests import RequestRejected
 from echogen_trt.serve.v2 import parse_infer
 from fakes.onnx_models import TOY_SIZE, toy_model
 
@@ -156,6 +157,13 @@ def _binary_body(size: int, data: bytes) -> tuple[bytes, dict[str, str]]:
         ("infer", *_binary_body(4, b"\0\1\2\3"), 200, ""),
         ("infer", b"{}", {"Inference-Header-Content-Length": "99"}, 400, "at most the body's"),
         ("versions/2/infer", _infer_body(), {}, 404, "version '2'"),
+        (
+            "infer",
+            _infer_body(shape=[65, 1, 1], data=[0] * 65),
+            {},
+            413,
+            "the 64 the model's queue",
+        ),
         ("infer", _infer_body(parameters=[1]), {}, 400, '"parameters" is not a JSON object'),
         ("infer", _with(outputs={"name": "echo"}), {}, 400, "not this model's"),
         ("infer", _with(outputs=[{"name": "y"}]), {}, 400, "not this model's"),
@@ -217,7 +225,9 @@ def test_the_readme_tritonclient_snippet_runs(v2_server) -> None:
 def test_the_batch_is_bounded_not_only_each_mask() -> None:
     """Many small masks become many model-sized ones: the pixel limit holds per request."""
     state = SimpleNamespace(
-        meta=ModelMeta("all", (1, 2, 3), (64, 64)), limits=Limits(max_pixels=64 * 64 * 10)
+        meta=ModelMeta("all", (1, 2, 3), (64, 64)),
+        limits=ServeLimits(max_pixels=64 * 64 * 10),
+        batcher=SimpleNamespace(gen=SimpleNamespace(prepare=lambda mask: mask)),
     )
     body = json.dumps({"inputs": [{"name": "mask", "datatype": "UINT8", "shape": [11, 2, 2]}]})
     spec = json.loads(body)

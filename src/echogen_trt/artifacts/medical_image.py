@@ -21,16 +21,28 @@ from typing import Any
 
 import numpy as np
 
-from echogen_trt.errors import ConfigError, DataError
+from echogen_trt.errors import BackendUnavailable, ConfigError, DataError
 from echogen_trt.fileio import writing
 
+MEDICAL_EXTRA = "medical"  # SimpleITK + nibabel: left out of the base (edge) install
+_FORMATS = {"SimpleITK": "MetaImage (.mhd)", "nibabel": "NIfTI (.nii/.nii.gz)"}
 _MET_BYTES = {"MET_UCHAR": 1, "MET_CHAR": 1, "MET_USHORT": 2, "MET_SHORT": 2, "MET_UINT": 4,
               "MET_INT": 4, "MET_FLOAT": 4, "MET_DOUBLE": 8}  # fmt: skip
 
 
-def lazy_import(name: str) -> Any:
-    """Import SimpleITK / nibabel on first use, untyped: both ship partial annotations only."""
-    return importlib.import_module(name)
+def lazy_import(name: str, path: str | os.PathLike[str] | None = None) -> Any:
+    """Import SimpleITK / nibabel on first use, untyped: both ship partial annotations only.
+    Absent (the base install leaves them out): one line naming `path` and the extra."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name != name:
+            raise
+        raise BackendUnavailable(
+            f"{path if path is not None else name} | {_FORMATS.get(name, name)} files need "
+            f"{name}, which the base install leaves out. Expected the {MEDICAL_EXTRA} extra. "
+            f"Hint: pip install 'echogen-trt[{MEDICAL_EXTRA}]'."
+        ) from err
 
 
 def read_medical(path: Path) -> tuple[np.ndarray, tuple[float, float]]:
@@ -40,7 +52,7 @@ def read_medical(path: Path) -> tuple[np.ndarray, tuple[float, float]]:
 
 
 def _read_mhd(path: Path) -> tuple[np.ndarray, tuple[float, float]]:
-    sitk = lazy_import("SimpleITK")
+    sitk = lazy_import("SimpleITK", path)
     _check_raw_size(path)
     image = sitk.ReadImage(str(path))
     spacing = image.GetSpacing()  # (x = col, y = row[, z])
@@ -48,7 +60,7 @@ def _read_mhd(path: Path) -> tuple[np.ndarray, tuple[float, float]]:
 
 
 def _read_nifti(path: Path) -> tuple[np.ndarray, tuple[float, float]]:
-    nib = lazy_import("nibabel")
+    nib = lazy_import("nibabel", path)
     image = nib.load(str(path))
     stored = np.asanyarray(image.dataobj)  # (W, H[, T]), the release's on-disk orientation
     zooms = image.header.get_zooms()  # (col, row[, t])
@@ -97,7 +109,7 @@ def _temp_dir(folder: Path) -> Iterator[Path]:
 
 def write_mhd(base: Path, array: np.ndarray, spacing: tuple[float, float]) -> None:
     """A .mhd/.raw pair; 2-D frames get a singleton third axis, as in the 2019 release."""
-    sitk = lazy_import("SimpleITK")
+    sitk = lazy_import("SimpleITK", base.with_name(f"{base.name}.mhd"))
     data = _as_uint8(array, base)
     if data.ndim == 2:
         data = data[np.newaxis]
@@ -116,7 +128,7 @@ def write_mhd(base: Path, array: np.ndarray, spacing: tuple[float, float]) -> No
 
 def write_nifti(base: Path, array: np.ndarray, spacing: tuple[float, float]) -> None:
     """A .nii.gz stored (W, H[, T]) with zooms (col, row[, 1]), like the 2023 release."""
-    nib = lazy_import("nibabel")
+    nib = lazy_import("nibabel", base.with_name(f"{base.name}.nii.gz"))
     data = _as_uint8(array, base)
     stored = data.T if data.ndim == 2 else data.transpose(2, 1, 0)  # (W, H) / (W, H, T)
     affine = np.diag([float(spacing[1]), float(spacing[0]), 1.0, 1.0])

@@ -91,11 +91,15 @@ class Provenance:
     platform: str = ""
     layer_precisions: dict[str, int] = field(default_factory=dict)
     engine_sha256: str = ""  # of the engine file; "" in provenance written before it was kept
+    # The ONNX TensorRT parsed ({"kind", "path", "sha256", "psnr_db"}): `onnx_path` itself, or
+    # on TensorRT 11 its FP16 sibling / conversion. {} in provenance written before it was kept.
+    built_from: dict[str, Any] = field(default_factory=dict)
+    trtexec: str = ""  # the equivalent trtexec command line, to rebuild with NVIDIA's tool
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
         # JSON-shaped from the start (tuples -> lists), so a provenance equals its read-back.
-        for name in ("profile", "io", "model_meta", "layer_precisions"):
+        for name in ("profile", "io", "model_meta", "layer_precisions", "built_from"):
             object.__setattr__(self, name, json.loads(json.dumps(getattr(self, name))))
 
     @property

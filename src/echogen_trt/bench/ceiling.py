@@ -159,7 +159,8 @@ def _ort_has(provider: str) -> bool:
 
 def _candidates(device: str, precision: str) -> list[tuple[str, Callable[..., Ceiling]]]:
     """(label, measure(n, seconds, threads)) for every GEMM worth trying on this machine."""
-    torch_ok, ort_ok = has_module("torch"), has_module("onnxruntime")
+    # the ORT GEMM graph is built with onnx, which the base install leaves out
+    torch_ok, ort_ok = has_module("torch"), has_module("onnxruntime") and has_module("onnx")
     out: list[tuple[str, Callable[..., Ceiling]]] = []
     if device == "cuda":
         if torch_ok:

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from echogen_trt.errors import ConfigError, InputMismatch
+from echogen_trt.errors import BackendUnavailable, ConfigError, InputMismatch
 
 KERNEL = 4  # every conv in the generator is 4x4
 CONV_OPS = ("Conv", "ConvTranspose")
@@ -84,7 +84,13 @@ def _fix_batch(model: Any) -> None:
 
 def flops_from_onnx(path: str | Path) -> float:
     """FLOPs per frame (batch 1): 2 * MACs summed over Conv and ConvTranspose nodes."""
-    import onnx
+    try:
+        import onnx
+    except ModuleNotFoundError as err:  # the base install leaves onnx out
+        raise BackendUnavailable(
+            f"{path} | counting FLOPs from the graph needs onnx. Expected the onnx extra. "
+            "Hint: pip install 'echogen-trt[onnx]'."
+        ) from err
 
     try:
         model = onnx.load(str(path), load_external_data=False)

@@ -2,7 +2,8 @@
 
 Subcommands live one per module and are imported only when invoked, so `echogen-trt --help` and
 `generate` never import torch. Every `EchogenError` becomes "error: ..." on stderr and exit code 1;
-anything else is a bug and keeps its traceback.
+so does a package that an extra provides and this install lacks (the base install is lean: issue
+23), named with the extra to install. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -45,6 +46,36 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# A missing top-level package -> the extra that installs it (the backends' packages: their
+# records' install hints); commands that need a whole extra name it whatever package is found
+# missing first (export without onnx still needs torch).
+EXTRA_OF_PACKAGE = {
+    "onnx": "onnx", "onnxscript": "train", "onnxconverter_common": "train",
+    "SimpleITK": "medical", "nibabel": "medical", "matplotlib": "plot",
+    "starlette": "serve", "uvicorn": "serve", "multipart": "serve",
+    "python_multipart": "serve", "prometheus_client": "serve", "nncf": "int8",
+}  # fmt: skip
+EXTRA_OF_COMMAND = {
+    "train": "train", "export": "train", "evaluate": "train", "demo": "train",
+    "build-engine": "trt",
+}  # fmt: skip
+
+
+def install_hint(err: ModuleNotFoundError, argv: list[str]) -> str | None:
+    """How to install what `err` found missing during the command in `argv`; None for a module
+    no extra provides (that is a bug and keeps its traceback)."""
+    from echogen_trt.runtime import registry
+
+    package = (err.name or "").split(".")[0]
+    hints = {r.package: r.install for r in registry.records()}
+    hints |= {p: f"pip install 'echogen-trt[{e}]'." for p, e in EXTRA_OF_PACKAGE.items()}
+    if package not in hints:
+        return None
+    command = next((a for a in argv if a in COMMANDS), "")
+    extra = EXTRA_OF_COMMAND.get(command)
+    return f"pip install 'echogen-trt[{extra}]'." if extra else hints[package]
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
@@ -85,6 +116,13 @@ def main(argv: list[str] | None = None) -> Any:
         return cli.main(args=argv, prog_name="echogen-trt", standalone_mode=False)
     except EchogenError as err:
         click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    except ModuleNotFoundError as err:
+        hint = install_hint(err, sys.argv[1:] if argv is None else argv)
+        if hint is None:
+            raise
+        click.echo(f"error: {err.name} | not installed, and this command needs it. Hint: {hint}",
+                   err=True)  # fmt: skip
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

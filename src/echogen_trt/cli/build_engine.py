@@ -18,8 +18,8 @@ from echogen_trt.export.trt_presets import DEFAULT_TARGET, TARGETS
 )  # fmt: skip
 @click.option(
     "--precision", type=click.Choice(ENGINE_CHOICES), default=None,
-    help=f"Engine precision (default {ENGINE_DEFAULT}). On TensorRT 11, fp16 needs the FP16 ONNX "
-    "export.",
+    help=f"Engine precision (default {ENGINE_DEFAULT}). On TensorRT 11 an fp16 engine is built "
+    "from MODEL's verified .fp16.onnx sibling, or from MODEL converted to FP16 and PSNR-checked.",
 )  # fmt: skip
 @click.option("--min-batch", type=int, default=None, help="Smallest batch (default 1).")
 @click.option("--opt-batch", type=int, default=None, help="Batch tuned for (desktop 8, jetson 1).")
@@ -85,3 +85,8 @@ def build_engine(
         f" typing), layers {summary['layer_precisions']}"
     )
     click.echo(f"batch       {opts['min_batch']}/{opts['opt_batch']}/{opts['max_batch']}")
+    source = summary["built_from"]
+    if source.get("kind") != "as-given":
+        gate = f", PSNR {source['psnr_db']:.1f} dB vs FP32" if source.get("psnr_db") else ""
+        click.echo(f"parsed      {source['path']} ({source['kind']}{gate})")
+    click.echo(f"trtexec     {summary['trtexec']}")

@@ -81,9 +81,9 @@ def generate(
 ) -> None:  # fmt: skip
     """Generate one echo frame per mask in INPUTS (folders, glob patterns or files).
 
-    Masks: PNG/BMP/TIFF, .npy or CAMUS *_gt.mhd / *_gt.nii.gz holding labels 0..3 (or
-    0/85/170/255, or 0/21845/43690/65535 in 16 bit). Bad inputs are reported and skipped; the
-    exit status is 1 if any failed.
+    Masks: PNG/BMP/TIFF, .npy or CAMUS *_gt.mhd / *_gt.nii.gz (the [medical] extra) holding
+    labels 0..3 (or 0/85/170/255, or 0/21845/43690/65535 in 16 bit). Bad inputs are reported
+    and skipped; the exit status is 1 if any failed.
 
     \b
     Example:

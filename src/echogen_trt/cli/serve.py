@@ -9,6 +9,12 @@ import click
 from echogen_trt.errors import BackendUnavailable
 from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 
+# Options that map one-to-one onto ServeLimits fields (their defaults live there, once).
+LIMIT_OPTIONS = (
+    "max_pixels", "max_queue", "upload_slots", "request_timeout_s", "header_timeout_s",
+    "body_timeout_s", "max_connections", "graceful_timeout_s",
+)  # fmt: skip
+
 
 @click.command("serve")
 @click.option(
@@ -27,6 +33,14 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 )
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
+    "--allowed-host", multiple=True, metavar="NAME",
+    help="Another Host name to answer (repeatable; '*' any). Default: loopback and --host.",
+)  # fmt: skip
+@click.option(
+    "--cors-origin", multiple=True, metavar="ORIGIN",
+    help="A web origin (https://site:port) allowed to POST from its pages (repeatable).",
+)  # fmt: skip
+@click.option(
     "--max-batch", default=8, show_default=True, type=click.IntRange(min=1),
     help="Most requests run as one model call.",
 )  # fmt: skip
@@ -35,13 +49,40 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
     help="How long the first request of a batch waits for others.",
 )  # fmt: skip
 @click.option(
-    "--max-body-mb", default=16.0, show_default=True, type=click.FloatRange(min=0.001),
-    help="Largest request body; bigger ones get 413.",
+    "--max-body-mb", type=click.FloatRange(min=0.001),
+    help="Largest request body; bigger ones get 413 [16].",
 )  # fmt: skip
 @click.option(
-    "--max-pixels", type=click.IntRange(min=1), help="Largest mask [67108864 = 8192x8192]."
+    "--max-pixels", type=click.IntRange(min=1), help="Largest mask; bigger get 413 [4194304]."
 )
-def serve(model: str, host: str, port: int, max_body_mb: float, **options: Any) -> None:
+@click.option(
+    "--max-queue", type=click.IntRange(min=1), help="Masks waiting for the model; then 503 [64]."
+)
+@click.option(
+    "--upload-slots", type=click.IntRange(min=1),
+    help="Requests reading/decoding a body at once; then 503 [4]. Bounds memory.",
+)  # fmt: skip
+@click.option(
+    "--request-timeout-s", type=click.FloatRange(min=0.001),
+    help="Headers to frame, queue included; then 503 [30].",
+)  # fmt: skip
+@click.option(
+    "--header-timeout-s", type=click.FloatRange(min=0.001),
+    help="A connection must send its request headers within this; else closed [10].",
+)  # fmt: skip
+@click.option(
+    "--body-timeout-s", type=click.FloatRange(min=0.001),
+    help="The whole request body must arrive within this; else 408 [30].",
+)  # fmt: skip
+@click.option(
+    "--max-connections", type=click.IntRange(min=1),
+    help="Connections served at once; more get 503 [open-file limit - 96].",
+)  # fmt: skip
+@click.option(
+    "--graceful-timeout-s", type=click.FloatRange(min=0.001),
+    help="On SIGTERM, how long requests in flight may finish [10].",
+)  # fmt: skip
+def serve(model: str, host: str, port: int, max_body_mb: float | None, **options: Any) -> None:
     """Serve MODEL over HTTP: a mask-drawing page at /, POST /v1/generate, /v1/model,
     /healthz, /readyz, /metrics. Binds to 127.0.0.1 unless --host says otherwise.
 
@@ -51,16 +92,17 @@ def serve(model: str, host: str, port: int, max_body_mb: float, **options: Any) 
       open http://127.0.0.1:8000/
     """
     try:
-        from echogen_trt.serve.requests import Limits
+        from echogen_trt.serve.limits import ServeLimits
         from echogen_trt.serve.server import run_server
     except ImportError as err:
         raise BackendUnavailable(
             f"serve | {err.name or 'a package'} is not installed. Expected the serve extra. "
             "Hint: pip install 'echogen-trt[serve]'."
         ) from err
-    limits = Limits(int(max_body_mb * 1024 * 1024))
-    if options.get("max_pixels") is not None:
-        limits = Limits(limits.max_body_bytes, options["max_pixels"])
-    kwargs = {k: v for k, v in options.items() if v is not None and k != "max_pixels"}
+    body = None if max_body_mb is None else int(max_body_mb * 1024 * 1024)
+    limits = ServeLimits().with_options(
+        max_body_bytes=body, **{k: options.pop(k) for k in LIMIT_OPTIONS}
+    )
+    kwargs = {k: v for k, v in options.items() if v is not None}
     click.echo(f"serving {model} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
     run_server(model, host=host, port=port, limits=limits, **kwargs)

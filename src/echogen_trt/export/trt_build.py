@@ -4,7 +4,9 @@ One path for every version: read the ONNX (`trt_onnx_source`) -> parse -> config
 (`trt_presets` options, `trt_version_policy` flags) -> optimization profile -> timing cache
 (`timing_cache`) -> build -> inspect layer precisions (`trt_inspect`) -> write the engine and
 its provenance (`artifacts.provenance`). Every FP16 build is checked afterwards with the engine
-inspector, and one with (almost) no FP16 layers is an error, not an engine.
+inspector, and one with (almost) no FP16 layers is an error, not an engine. On TensorRT 11 an fp16
+engine from the FP32 ONNX is built from its FP16-typed version (`trt_onnx_source.fp16_source`).
+The provenance records which file was parsed and the equivalent `trtexec` command line.
 """
 
 from __future__ import annotations
@@ -24,14 +26,22 @@ from echogen_trt.artifacts.precision import FP32
 from echogen_trt.errors import EngineBuildError
 from echogen_trt.export.timing_cache import attach_timing_cache, save_timing_cache
 from echogen_trt.export.trt_inspect import check_precision, inspect_engine
-from echogen_trt.export.trt_onnx_source import OnnxInfo, profile_shapes, read_onnx
+from echogen_trt.export.trt_onnx_source import (
+    OnnxInfo,
+    as_given,
+    fp16_source,
+    profile_shapes,
+    read_onnx,
+)
 from echogen_trt.export.trt_presets import resolve_options
 from echogen_trt.export.trt_version_policy import (
     TypingPlan,
+    needs_fp16_onnx,
     network_flags,
     require_dla,
     typing_plan,
 )
+from echogen_trt.export.trtexec import trtexec_command
 from echogen_trt.fileio import check_distinct, check_output_path, check_outputs, write_bytes_atomic
 from echogen_trt.runtime import availability
 from echogen_trt.runtime.gpu import cuda_mem
@@ -72,6 +82,8 @@ class BuildResult:
             "profile": prov.profile,
             "layer_precisions": prov.layer_precisions,
             "options": asdict(prov.options),
+            "built_from": prov.built_from,
+            "trtexec": prov.trtexec,
         }
 
 
@@ -223,6 +235,9 @@ def build_engine(
     cuda = cuda if cuda is not None else cuda_mem.get_cuda_api()
     gpu = cuda_mem.require_device(cuda, device)
     version = trt_version(trt)
+    given, built_from = info, as_given(info)
+    if needs_fp16_onnx(version, opts.precision, info.meta.precision):
+        info, built_from = fp16_source(given, engine_path)
     plan = typing_plan(version, opts.precision, info.meta.precision, str(info.path))
     _warn_target(opts.target, gpu)
     log.info(
@@ -238,14 +253,18 @@ def build_engine(
         io, counts = inspect_engine(trt, data, str(info.path))
     check_precision(counts, opts.precision, min_fp16_fraction, str(info.path))
     seconds = time.perf_counter() - start
+    dynamic = any(None in t.shape for t in info.inputs)
+    trtexec = trtexec_command(
+        str(info.path), str(engine_path), opts, plan, shapes if dynamic else None, version
+    )
     prov = pv.Provenance(
         tensorrt_version=str(trt.__version__), device_name=gpu.name, compute_capability=gpu.sm,
         precision=opts.precision, strongly_typed=plan.strongly_typed, profile=shapes, io=io,
-        onnx_path=str(info.path.resolve()), onnx_sha256=info.sha256, options=opts,
+        onnx_path=str(given.path.resolve()), onnx_sha256=given.sha256, options=opts,
         model_meta=asdict(info.meta), built_at=datetime.now(timezone.utc).isoformat(),
         build_seconds=round(seconds, 3), echogen_version=__version__,
         platform=platform.machine() + ("-jetson" if gpu.integrated else ""),
-        layer_precisions=counts,
+        layer_precisions=counts, built_from=asdict(built_from), trtexec=trtexec,
     )  # fmt: skip
     write_bytes_atomic(engine_path, data)
     prov_path = pv.write_provenance(prov, engine_path)

@@ -2,7 +2,8 @@
 
 - 8.5-10.x, FP32 ONNX: weakly typed network + BuilderFlag.FP16 (8.x also needs EXPLICIT_BATCH).
 - 10.x, FP16-typed ONNX: strongly typed network (STRONGLY_TYPED), no FP16 flag.
-- 11.x: no BuilderFlag.FP16 any more, every network is strongly typed: FP16 needs the FP16 ONNX.
+- 11.x: no BuilderFlag.FP16 any more, every network is strongly typed: FP16 needs the FP16 ONNX,
+  which the builder finds or makes from an FP32 one (`needs_fp16_onnx`, `trt_onnx_source`).
 - 11.0-11.3 have no DLA at all.
 
 Never both: TensorRT 10 rejects the FP16 flag on a strongly typed network, and on 11 code that
@@ -27,6 +28,11 @@ class TypingPlan:
     strongly_typed: bool
     fp16_flag: bool
     explicit_batch: bool
+
+
+def needs_fp16_onnx(version: tuple[int, int], precision: str, onnx_precision: str) -> bool:
+    """An fp16 engine from an FP32 ONNX on 11.x: the FP16-typed ONNX must be found or made."""
+    return version[0] >= 11 and precision == FP16 and onnx_precision == FP32
 
 
 def typing_plan(

@@ -139,6 +139,21 @@ def reference_from_torch(module: Any) -> Reference:
     return run
 
 
+def reference_from_onnx(path: str | os.PathLike[str]) -> Reference:
+    """An FP32 ONNX file run by ONNX Runtime as the reference: the FP16 gate of an engine build,
+    where the torch generator is not at hand (build-engine needs no torch)."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        labels = x[:, 0].astype(np.uint8)  # selected label values select to themselves
+        with _open(Path(path), len(labels)) as gen:
+            y, io = gen.outputs(labels, check_labels=False), gen.meta.io
+        if io != "uint8":
+            return np.asarray(y, dtype=np.float32)
+        return (y.astype(np.float32) / 255.0)[:, None]
+
+    return run
+
+
 def _as_reference(reference: Any) -> Reference | None:
     if reference is None or not hasattr(reference, "parameters"):
         return reference  # type: ignore[no-any-return]

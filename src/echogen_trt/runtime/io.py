@@ -14,12 +14,13 @@ import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 
 from echogen_trt.artifacts.labels import MAX_LABEL, PALETTE
-from echogen_trt.errors import InputMismatch
+from echogen_trt.errors import BackendUnavailable, InputMismatch
 from echogen_trt.fileio import show_path, write_bytes_atomic
 
 # Masks larger than this are refused from the file header, before decoding: a 1 MB PNG can
@@ -89,7 +90,7 @@ def _read_labels(
     suffix = mask_suffix(p)
     try:
         if suffix == ".npy":
-            array = _read_npy(p)
+            array = _read_npy(p, max_pixels)
         elif suffix in (".mhd", ".nii", ".nii.gz"):
             array = _read_medical(p, suffix, max_pixels)
         else:
@@ -97,7 +98,7 @@ def _read_labels(
         mask = shaped(array, p)
         check_pixels(p, mask.shape[-2:], max_pixels)
         return labels_from_values(mask, show_path(p))
-    except InputMismatch:
+    except (InputMismatch, BackendUnavailable):  # BackendUnavailable: no [medical] extra
         raise
     except Exception as err:  # the decoders (SimpleITK, nibabel, numpy) raise all sorts
         if is_out_of_memory(err):
@@ -128,23 +129,99 @@ def check_pixels(p: Path | str, shape: tuple[int, ...], max_pixels: int) -> None
         )
 
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+NPY_MAGIC = b"\x93NUMPY"
+TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+# Formats OpenCV would decode but that we refuse for masks: no size check before decoding here,
+# and lossy or palette formats do not carry labels faithfully anyway.
+REFUSED_MAGICS = {
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"RIFF": "WebP/RIFF",
+    b"\x00\x00\x00\x0cjP": "JPEG 2000",
+    b"#?RADIANCE": "Radiance HDR",
+    b"P1": "PNM", b"P2": "PNM", b"P3": "PNM", b"P4": "PNM", b"P5": "PNM", b"P6": "PNM",
+}  # fmt: skip
+
+
+def mask_format(data: bytes) -> str:
+    """ "png", "bmp", "tiff" or "npy", told by the magic bytes (never by name or content type);
+    "" for anything else."""
+    if data[:8] == PNG_MAGIC:
+        return "png"
+    if data[:2] == b"BM":
+        return "bmp"
+    if data[:4] in TIFF_MAGICS:
+        return "tiff"
+    if data[:6] == NPY_MAGIC:
+        return "npy"
+    return ""
+
+
 def image_size(data: bytes) -> tuple[int, int] | None:
     """(height, width) from a PNG, BMP or TIFF header without decoding; None if unknown."""
     try:
-        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        kind = mask_format(data)
+        if kind == "png" and data[12:16] == b"IHDR":
             width, height = struct.unpack(">II", data[16:24])
             return height, width
-        if data[:2] == b"BM":
+        if kind == "bmp":
             if struct.unpack("<I", data[14:18])[0] == 12:  # BITMAPCOREHEADER: 16-bit sizes
                 width, height = struct.unpack("<HH", data[18:22])
             else:
                 width, height = struct.unpack("<ii", data[18:26])
             return abs(height), abs(width)
-        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        if kind == "tiff":
             return _tiff_size(data)
-    except struct.error:  # truncated header: the decoder reports it
+    except struct.error:  # truncated header: refused as unsized
         return None
     return None
+
+
+def npy_shape(data: bytes | BinaryIO, source: str) -> tuple[int, ...]:
+    """The shape in a .npy header, read without reading the array (a 100-byte file can claim
+    terabytes, and numpy allocates the claimed size before reading)."""
+    stream = _io.BytesIO(data[:65536]) if isinstance(data, bytes) else data
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, _ = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, _, _ = np.lib.format.read_array_header_2_0(stream)
+    except (ValueError, SyntaxError, struct.error) as err:
+        raise InputMismatch(
+            f"{source} | .npy header cannot be read ({_one_line(err)[:160]}). Expected a "
+            ".npy file written by numpy.save."
+        ) from err
+    return tuple(int(d) for d in shape)
+
+
+def check_npy_size(shape: tuple[int, ...], source: str, max_pixels: int) -> None:
+    """MaskTooLarge when a .npy claims more than `max_pixels` per frame or 4096 frames."""
+    if len(shape) < 2:
+        return  # refused by the shape check after loading (it is small)
+    frames = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
+    check_pixels(source, (shape[-2], shape[-1]), max_pixels)
+    if frames > 4096:
+        raise MaskTooLarge(
+            f"{source} | .npy of shape {shape}: {frames:,} frames. Expected at most 4,096 "
+            "frames of one mask sequence."
+        )
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def refuse_unsized(data: bytes, source: str) -> InputMismatch:
+    """The error for bytes that are not a mask format we can size from the header."""
+    named = next((name for magic, name in REFUSED_MAGICS.items() if data.startswith(magic)), "")
+    what = f"a {named} file" if named else f"an unknown format (starts with {data[:8]!r})"
+    return InputMismatch(
+        f"{source} | not a decodable image: {what}. Expected a PNG, BMP, TIFF or .npy mask "
+        "(told by its content, not its name). Hint: save the label map as PNG; lossy formats "
+        "such as JPEG change labels."
+    )
 
 
 def _tiff_size(data: bytes) -> tuple[int, int] | None:
@@ -180,9 +257,17 @@ def _read_image(p: Path, max_pixels: int) -> np.ndarray:
 def _decode_image(data: np.ndarray, source: str, max_pixels: int) -> np.ndarray:
     if data.size == 0:
         raise InputMismatch(f"{source} | empty file. Expected an image holding a mask.")
-    size = image_size(data.tobytes())
-    if size is not None:
-        check_pixels(source, size, max_pixels)
+    head = data[:65536].tobytes()
+    if mask_format(head) not in ("png", "bmp", "tiff"):
+        raise refuse_unsized(head, source)
+    size = image_size(data.tobytes() if mask_format(head) == "tiff" else head)
+    if size is None:
+        raise InputMismatch(
+            f"{source} | not a decodable image: its {mask_format(head).upper()} header is "
+            "truncated or unusual (no size to check). Expected a mask whose size can be checked "
+            "before decoding. Hint: re-save it as PNG."
+        )
+    check_pixels(source, size, max_pixels)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputMismatch(
@@ -206,17 +291,21 @@ def _grey_from_colour(image: np.ndarray, source: str) -> np.ndarray:
     return np.asarray(first)
 
 
-def _read_npy(p: Path) -> np.ndarray:
+def _read_npy(p: Path, max_pixels: int) -> np.ndarray:
     if p.stat().st_size == 0:
         raise InputMismatch(f"{show_path(p)} | empty file. Expected a .npy array holding a mask.")
+    with p.open("rb") as stream:
+        check_npy_size(npy_shape(stream, show_path(p)), show_path(p), max_pixels)
     return np.asarray(np.load(p, allow_pickle=False))
 
 
 def mask_from_bytes(data: bytes, source: str, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A PNG/BMP/TIFF or .npy mask held in memory (an upload) as uint8 (H, W) labels 0..3:
-    the checks and messages of `read_mask`, with `source` as the subject."""
+    the checks and messages of `read_mask`, with `source` as the subject. The format is told
+    by the magic bytes and the size checked from the header before anything is decoded."""
     try:
-        if data[:6] == b"\x93NUMPY":
+        if mask_format(data) == "npy":
+            check_npy_size(npy_shape(data, source), source, max_pixels)
             array = np.asarray(np.load(_io.BytesIO(data), allow_pickle=False))
         else:
             array = _decode_image(np.frombuffer(data, np.uint8), source, max_pixels)
@@ -236,13 +325,13 @@ def _read_medical(p: Path, suffix: str, max_pixels: int) -> np.ndarray:
     """CAMUS masks, in display order by the data layer's reader (one place knows orientation)."""
     if p.stat().st_size == 0:
         raise InputMismatch(f"{show_path(p)} | empty file. Expected a {suffix} mask.")
-    if suffix != ".mhd":  # .nii.gz is compressed: check the header's size before decoding
-        import nibabel
+    from echogen_trt.artifacts.medical_image import lazy_import, read_medical
 
+    if suffix != ".mhd":  # .nii.gz is compressed: check the header's size before decoding
+        nibabel = lazy_import("nibabel", show_path(p))
         shape: tuple[int, ...] = tuple(getattr(nibabel.load(str(p)), "shape", ()))  # header only
         if len(shape) >= 2:
             check_pixels(p, (int(shape[1]), int(shape[0])), max_pixels)
-    from echogen_trt.artifacts.medical_image import read_medical
 
     return read_medical(p)[0]
 

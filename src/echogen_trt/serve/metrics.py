@@ -1,4 +1,5 @@
-"""Prometheus metrics of one server: requests by route and status, batch sizes, latencies.
+"""Prometheus metrics of one server: requests by route and status, refusals by reason, batch
+sizes, latencies.
 
 A registry per server (not the process-global one), so two servers in one process - tests,
 the benchmark - count separately.
@@ -38,6 +39,14 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.refusals = Counter(
+            "echogen_refusals",
+            "Requests and connections refused or cut short, by reason (too_large, busy, "
+            "queue_full, deadline, host, origin, header_timeout, body_timeout, "
+            "client_disconnect, connections, bad_request, ...).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "echogen_batch_size",
             "Masks per model call (dynamic batching).",
@@ -56,6 +65,9 @@ class ServerMetrics:
         if status >= 400:
             self.errors.labels(route).inc()
         self.latency.labels(route).observe(seconds)
+
+    def observe_refusal(self, reason: str) -> None:
+        self.refusals.labels(reason).inc()
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

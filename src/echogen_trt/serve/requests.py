@@ -1,28 +1,24 @@
 """What a request carries, turned into a mask - or into a one-line 4xx reason.
 
-A mask comes as a raw body (PNG/BMP/TIFF or .npy, any image/* or application/octet-stream or
-application/x-npy content type), as a multipart upload (the first file field), or as JSON
-`{"mask": [[0, 1, ...], ...]}`. Decoding and label checks are `runtime.io`'s, so the service
-accepts and refuses exactly what `generate` does, with the same messages.
+A mask comes as a raw body (PNG/BMP/TIFF or .npy told by its magic bytes, whatever the content
+type among image/*, application/octet-stream and application/x-npy), as a multipart upload (the
+first file field), or as JSON `{"mask": [[0, 1, ...], ...]}`. Decoding and label checks are
+`runtime.io`'s, so the service accepts and refuses exactly what `generate` does, with the same
+messages.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 
 from echogen_trt.errors import EchogenError, InputMismatch
-from echogen_trt.runtime.io import (
-    MAX_PIXELS,
-    MaskTooLarge,
-    check_pixels,
-    labels_from_values,
-    mask_from_bytes,
-)
+from echogen_trt.runtime.io import MaskTooLarge, check_pixels, labels_from_values, mask_from_bytes
+from echogen_trt.serve.batcher import Closed, Overloaded
+from echogen_trt.serve.limits import ServeLimits
 
-MAX_BODY_BYTES = 16 * 1024 * 1024  # a 1024x1024 mask as JSON is ~3 MB; as PNG a few kB
+LONGEST_WORD = 80  # characters of one word (a query value, a path) an error message repeats
 RAW_TYPES = ("image/", "application/octet-stream", "application/x-npy")
 OUTPUT_FORMATS = {"png": "image/png", "npy": "application/x-npy"}
 
@@ -30,23 +26,31 @@ OUTPUT_FORMATS = {"png": "image/png", "npy": "application/x-npy"}
 class RequestRejected(EchogenError):
     """A request the service refuses; `status` is the HTTP status to answer with."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, reason: str = "bad_request") -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason
 
 
-def status_of(err: EchogenError) -> int:
-    """The 4xx status for a user error: 413 too large, 415 wrong type, else 400."""
+def refusal_of(err: EchogenError) -> tuple[int, str]:
+    """(HTTP status, metrics reason) for a user error: 413 too large, 503 busy or stopping,
+    the status a RequestRejected carries, else 400."""
     if isinstance(err, RequestRejected):
-        return err.status
+        return err.status, err.reason
     if isinstance(err, MaskTooLarge):
-        return 413
-    return 400
+        return 413, "too_large"
+    if isinstance(err, Overloaded):
+        return 503, "queue_full"
+    if isinstance(err, Closed):
+        return 503, "stopping"
+    return 400, "bad_mask" if isinstance(err, InputMismatch) else "bad_request"
 
 
 def one_line(err: BaseException | str) -> str:
-    """The message on one line (a reason in a JSON body or a log line)."""
-    return " ".join(str(err).split())
+    """The message on one line (a reason in a JSON body or a log line), each word cut to
+    LONGEST_WORD characters: a 100 kB query value is not echoed back in full."""
+    words = str(err).split()
+    return " ".join(w if len(w) <= LONGEST_WORD else w[:LONGEST_WORD] + "..." for w in words)
 
 
 def too_large(size: int, limit: int) -> RequestRejected:
@@ -54,19 +58,12 @@ def too_large(size: int, limit: int) -> RequestRejected:
         f"request body | {size:,} bytes or more, over the limit of {limit:,}. Expected a "
         "smaller mask. Hint: send it as PNG, or raise --max-body-mb.",
         413,
+        "too_large",
     )
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Per-request limits: body bytes and mask pixels."""
-
-    max_body_bytes: int = MAX_BODY_BYTES
-    max_pixels: int = MAX_PIXELS
-
-
 def mask_from_body(
-    body: bytes, content_type: str, limits: Limits, source: str = "request body"
+    body: bytes, content_type: str, limits: ServeLimits, source: str = "request body"
 ) -> np.ndarray:
     """uint8 (H, W) labels from a raw or JSON body; RequestRejected/InputMismatch otherwise."""
     if not body:
@@ -83,10 +80,11 @@ def mask_from_body(
         f"{source} | content type {kind!r}. Expected image/png, application/x-npy, "
         "application/octet-stream, application/json or multipart/form-data.",
         415,
+        "content_type",
     )
 
 
-def mask_from_json(body: bytes, limits: Limits, source: str = "request body") -> np.ndarray:
+def mask_from_json(body: bytes, limits: ServeLimits, source: str = "request body") -> np.ndarray:
     """`{"mask": [[...], ...]}` (or a bare 2-D list) as uint8 labels, checked like a file."""
     try:
         doc = json.loads(body)

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,10 +33,10 @@ from starlette.routing import Route
 from echogen_trt import __version__
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.runtime.io import check_pixels, labels_from_values
-from echogen_trt.runtime.model_tensors import prepare_mask
 from echogen_trt.runtime.registry import record
 from echogen_trt.serve.batcher import Closed, DynamicBatcher
-from echogen_trt.serve.requests import Limits, RequestRejected, one_line
+from echogen_trt.serve.limits import ServeLimits as Limits
+from echogen_trt.serve.requests import RequestRejected, one_line
 
 VERSION = "1"  # the one version a served model file has
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -63,6 +66,13 @@ class _State(Protocol):
     @property
     def meta(self) -> ModelMeta: ...
 
+    def upload_slot(self, deadline: float) -> AbstractAsyncContextManager[None]: ...
+
+
+# app's one way from a prepared mask to its frame: (state, prepared, deadline) -> frame, with
+# the request deadline and the bounded queue of /v1/generate
+FrameOf = Callable[[Any, np.ndarray, float], Awaitable[np.ndarray]]
+
 
 @dataclass(frozen=True)
 class InferRequest:
@@ -74,8 +84,9 @@ class InferRequest:
     request_id: str | None
 
 
-def v2_routes(state: _State) -> list[Route]:
-    """The v2 routes for `state`'s model, to add to the app's routes."""
+def v2_routes(state: _State, frame_of: FrameOf) -> list[Route]:
+    """The v2 routes for `state`'s model, to add to the app's routes; `frame_of` is the app's
+    path from a prepared mask to its frame, so both protocols share its limits."""
 
     async def server_metadata(request: Request) -> Response:
         return JSONResponse(
@@ -99,10 +110,15 @@ def v2_routes(state: _State) -> list[Route]:
 
     async def infer(request: Request) -> Response:
         name = _check_model(state, request)
-        body = await request.body()
-        header = request.headers.get(HEADER_LENGTH)
-        parsed = await run_in_threadpool(parse_infer, state, body, header)
-        frames = await frames_for(state, parsed.prepared)
+        deadline = time.monotonic() + state.limits.request_timeout_s
+        if not state.batcher.ready:
+            raise Closed("server | not serving (starting or stopping). Hint: retry shortly.")
+        async with state.upload_slot(deadline):
+            body = await request.body()
+            header = request.headers.get(HEADER_LENGTH)
+            parsed = await run_in_threadpool(parse_infer, state, body, header)
+            del body
+        frames = await frames_for(state, parsed.prepared, deadline, frame_of)
         content, header_size = await run_in_threadpool(
             infer_response, state.meta, name, frames, parsed
         )
@@ -170,12 +186,25 @@ def _check_model(state: _State, request: Request) -> str:
     return known[0]
 
 
-async def frames_for(state: _State, prepared: list[np.ndarray]) -> list[np.ndarray]:
-    """The frames of prepared masks, each submitted to the shared batcher."""
-    if not state.batcher.ready:
-        raise Closed("server | not serving (starting or stopping). Hint: retry shortly.")
-    futures = [asyncio.wrap_future(state.batcher.submit(p)) for p in prepared]
-    return list(await asyncio.gather(*futures))
+async def frames_for(
+    state: _State, prepared: list[np.ndarray], deadline: float, frame_of: FrameOf
+) -> list[np.ndarray]:
+    """The frames of a request's prepared masks, each through the app's `frame_of`; when one
+    fails (queue full, deadline), the others are cancelled, so the worker skips them."""
+    if len(prepared) > state.batcher.max_queue:
+        raise RequestRejected(
+            f"infer request | {len(prepared)} masks, more than the {state.batcher.max_queue} the "
+            "model's queue holds. Expected a smaller batch. Hint: split it over several requests.",
+            413,
+            "too_large",
+        )
+    tasks = [asyncio.ensure_future(frame_of(state, p, deadline)) for p in prepared]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
 
 
 # -- request -------------------------------------------------------------------------------------
@@ -193,7 +222,7 @@ def parse_infer(state: _State, body: bytes, header_length: str | None) -> InferR
     _check_batch_pixels(array.shape, meta, state.limits)
     masks = labels_from_values(array, f"input '{meta.input_name}'")
     batched = masks.ndim == 3
-    prepared = [prepare_mask(m, meta) for m in (masks if batched else masks[np.newaxis])]
+    prepared = [state.batcher.gen.prepare(m) for m in (masks if batched else masks[np.newaxis])]
     return InferRequest(prepared, batched, _binary_output(doc, meta), _request_id(doc))
 
 
@@ -208,6 +237,7 @@ def _check_batch_pixels(shape: tuple[int, ...], meta: ModelMeta, limits: Limits)
             f"model's size or larger), over the limit of {limits.max_pixels:,} per request. "
             "Expected a smaller batch. Hint: split it over several requests.",
             413,
+            "too_large",
         )
 
 

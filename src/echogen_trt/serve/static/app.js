@@ -395,8 +395,9 @@ async function init() {
     [state.height, state.width] = info.meta.input_size;
     state.ranges = info.phantom_ranges;
     const kept = info.meta.kept_labels.map((k) => info.labels[String(k)]).join(", ");
-    $("model-text").innerHTML =
-      `<b>${info.name}</b> · ${info.backend} · ${state.width}×${state.height} · ${info.meta.experiment} (${kept})`;
+    $("model-text").replaceChildren(  // as text: the name and experiment come from the model file
+      Object.assign(document.createElement("b"), { textContent: info.name }),
+      ` · ${info.backend} · ${state.width}×${state.height} · ${info.meta.experiment} (${kept})`);
     $("ready-dot").classList.add("ok");
     drawFan(info.phantom_fan_half_angle_deg);
   } catch (err) {

@@ -35,7 +35,7 @@ LAYERS: list[set[str]] = [
     {"data", "models"},
     {"train"},
     {"export"},
-    {"bench", "evaluate", "doctor", "serve"},
+    {"bench", "evaluate", "doctor", "serve", "deploy"},
     {"demo"},
     {"cli"},
     {"__main__"},

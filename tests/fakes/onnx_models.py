@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from echogen_trt.artifacts.model_meta import ModelMeta
 
 META = ModelMeta("ventricle", (1,), (16, 16))
+TOY_SIZE = 64
 
 
 def _model(nodes: list[onnx.NodeProto], meta: ModelMeta | None) -> onnx.ModelProto:
@@ -50,4 +52,52 @@ def write_plain_onnx(path: Path, meta: ModelMeta | None = META) -> Path:
         helper.make_node("Sigmoid", ["c"], ["echo"], name="out1"),
     ]
     onnx.save(_model(nodes, meta), path)
+    return path
+
+
+def toy_model(path: Path, io: str = "float", batch: int | str = "batch") -> Path:
+    """A torch-free ONNX stand-in: 3x3 conv + sigmoid, with echogen metadata (all labels kept)."""
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.normal(0, 0.6, (1, 1, 3, 3)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(np.array([-0.8], np.float32), "b")
+    consts = [weight, bias]
+    conv = helper.make_node("Conv", ["x4", "w", "b"], ["c"], pads=[1, 1, 1, 1])
+    sig = helper.make_node("Sigmoid", ["c"], ["y"])
+    if io == "float":
+        nodes = [helper.make_node("Identity", ["mask"], ["x4"]), conv, sig]
+        nodes.append(helper.make_node("Identity", ["y"], ["echo"]))
+        in_type, out_type = TensorProto.FLOAT, TensorProto.FLOAT
+        dims = [batch, 1, TOY_SIZE, TOY_SIZE]
+    else:
+        consts += [
+            numpy_helper.from_array(np.array([1], np.int64), "axis"),
+            numpy_helper.from_array(np.array(255.0, np.float32), "k"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+        ]
+        nodes = [
+            helper.make_node("Cast", ["mask"], ["xf"], to=TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", ["xf", "axis"], ["x4"]),
+            conv,
+            sig,
+            helper.make_node("Mul", ["y", "k"], ["s"]),
+            helper.make_node("Clip", ["s", "lo", "k"], ["sc"]),
+            helper.make_node("Round", ["sc"], ["r"]),
+            helper.make_node("Squeeze", ["r", "axis"], ["r3"]),
+            helper.make_node("Cast", ["r3"], ["echo"], to=TensorProto.UINT8),
+        ]
+        in_type, out_type, dims = TensorProto.UINT8, TensorProto.UINT8, [batch, TOY_SIZE, TOY_SIZE]
+    graph = helper.make_graph(
+        nodes,
+        "toy",
+        [helper.make_tensor_value_info("mask", in_type, dims)],
+        [helper.make_tensor_value_info("echo", out_type, dims)],
+        initializer=consts,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = ModelMeta("ventricle_myocard_atrium", (1, 2, 3), (TOY_SIZE, TOY_SIZE), io=io)
+    for key, value in meta.to_props().items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    onnx.save(model, os.fspath(path))
     return path

@@ -38,6 +38,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("echogen_trt.cli.bench", "bench", "Benchmark backends, batch sizes and precisions."),
     "demo": ("echogen_trt.cli.demo", "demo", "Run the whole pipeline on phantom data."),
     "serve": ("echogen_trt.cli.serve", "serve", "Serve a model over HTTP, with a drawing page."),
+    "triton-repo": (
+        "echogen_trt.cli.triton_repo",
+        "triton_repo",
+        "Write an NVIDIA Triton model repository for engines, ONNX files and IRs.",
+    ),
 }
 
 

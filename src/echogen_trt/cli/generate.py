@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
+from echogen_trt.errors import ConfigError
 from echogen_trt.fileio import show_path
 from echogen_trt.runtime.default_model import find_default_model, show_relative
-from echogen_trt.runtime.job_plan import FORMATS, parse_shard
+from echogen_trt.runtime.job_plan import FORMATS, K8S_COUNT_VAR, parse_shard, shard_from_env
 from echogen_trt.runtime.pipeline import SIZES, GenerateSummary, run_generate
 from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 
@@ -56,7 +58,18 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
     is_flag=True,
     help="Write into an --out that another model wrote (its manifest); its frames are replaced.",
 )
-@click.option("--shard", metavar="I/N", help="Do only shard I of N (0-based), for parallel jobs.")
+@click.option(
+    "--shard",
+    metavar="I/N|auto",
+    help="Do only shard I of N (0-based), for parallel jobs; auto: from a Slurm job array or a "
+    "Kubernetes indexed Job.",
+)
+@click.option(
+    "--shard-count-var",
+    metavar="NAME",
+    help=f"With --shard auto in a Kubernetes indexed Job: the variable holding the Job's "
+    f"completions [{K8S_COUNT_VAR}].",
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Reader and writer threads each.")
 @click.option(
     "--max-pixels",
@@ -67,7 +80,7 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 @click.pass_context
 def generate(
     ctx: click.Context, inputs: tuple[str, ...], out: str, model: str | None, as_json: bool,
-    shard: str | None, **options: Any,
+    shard: str | None, shard_count_var: str | None, **options: Any,
 ) -> None:  # fmt: skip
     """Generate one echo frame per mask in INPUTS (folders, glob patterns or files).
 
@@ -84,6 +97,15 @@ def generate(
         click.echo(f"using model {show_relative(found, Path.cwd())}", err=True)
         model = str(found)
     kwargs = {k: v for k, v in options.items() if v not in (None, False)}
+    if shard_count_var and shard != "auto":
+        raise ConfigError(
+            f"--shard-count-var {shard_count_var} | given without --shard auto. Expected both. "
+            "Hint: add --shard auto, or drop --shard-count-var."
+        )
+    if shard == "auto":
+        index, count, where = shard_from_env(os.environ, shard_count_var)
+        click.echo(f"shard {index}/{count} ({where})", err=True)
+        shard = f"{index}/{count}"
     summary = run_generate(
         list(inputs),
         out,

@@ -12,7 +12,7 @@ import fnmatch
 import glob
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -299,6 +299,67 @@ def parse_shard(text: str) -> tuple[int, int]:
         index, count = -1, 0
     if not 0 <= index < count:
         raise ConfigError(
-            f"--shard {text!r} | invalid. Expected i/n with 0 <= i < n, e.g. 0/4 ... 3/4."
+            f"--shard {text!r} | invalid. Expected i/n with 0 <= i < n, e.g. 0/4 ... 3/4, "
+            "or auto in a Slurm job array or a Kubernetes indexed Job."
         )
     return index, count
+
+
+# A Kubernetes indexed Job sets JOB_COMPLETION_INDEX but no count; the manifest sets this one
+# (README, "Scaling out"), or the user names another with --shard-count-var.
+K8S_COUNT_VAR = "JOB_COMPLETIONS"
+
+
+def shard_from_env(
+    environ: Mapping[str, str], count_var: str | None = None
+) -> tuple[int, int, str]:
+    """(index, count, where from) of this task in a Slurm job array or a Kubernetes indexed Job.
+
+    Slurm: (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP of
+    SLURM_ARRAY_TASK_COUNT, so `--array=1-8` and `--array=0-14:2` work too. Kubernetes:
+    JOB_COMPLETION_INDEX of the count in `count_var` (default JOB_COMPLETIONS).
+    """
+    count_var = count_var or K8S_COUNT_VAR
+    if "SLURM_ARRAY_TASK_ID" in environ:
+        names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
+        task, first, count = (_env_int(environ, n) for n in names)
+        step = _env_int(environ, "SLURM_ARRAY_TASK_STEP", 1)
+        index, rest = divmod(task - first, max(step, 1))
+        where = f"Slurm array task {task} of {count}"
+        if rest or not 0 <= index < count:
+            raise ConfigError(
+                f"--shard auto | {where} (min {first}, step {step}) is not one of {count} "
+                "evenly spaced tasks. Expected an array like --array=0-7 or --array=0-14:2. "
+                "Hint: use a range, not a list, or give --shard i/n."
+            )
+        return index, count, where
+    if "JOB_COMPLETION_INDEX" in environ:
+        if count_var not in environ:
+            raise ConfigError(
+                f"--shard auto | JOB_COMPLETION_INDEX is set but {count_var} is not. Expected "
+                f"the Job's completions in {count_var}. Hint: set it in the pod's env (the same "
+                "number as spec.completions), or name your variable with --shard-count-var."
+            )
+        index, count = _env_int(environ, "JOB_COMPLETION_INDEX"), _env_int(environ, count_var)
+        if not 0 <= index < count:
+            raise ConfigError(
+                f"--shard auto | JOB_COMPLETION_INDEX {index} with {count_var}={count}. Expected "
+                f"0 <= index < count. Hint: {count_var} must equal the Job's spec.completions."
+            )
+        return index, count, f"Kubernetes completion index {index} of {count}"
+    raise ConfigError(
+        "--shard auto | neither a Slurm array (SLURM_ARRAY_TASK_ID) nor a Kubernetes indexed Job "
+        "(JOB_COMPLETION_INDEX) is set. Expected to run as an array task. Hint: give --shard i/n."
+    )
+
+
+def _env_int(environ: Mapping[str, str], name: str, default: int | None = None) -> int:
+    text = environ.get(name)
+    if text is None and default is not None:
+        return default
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise ConfigError(
+            f"--shard auto | {name}={text!r}. Expected an integer (set by the job scheduler)."
+        ) from None

@@ -65,6 +65,8 @@ class BackendRecord:
     eager_baseline: bool = False
     # the files `generate` picks when no model is named (glob patterns); earlier records win
     default_files: tuple[str, ...] = ()
+    # the NVIDIA Triton backend that serves its files (`triton-repo`, v2 metadata); "" = none
+    triton_backend: str = ""
 
 
 def _probe_onnxrt() -> tuple[bool, str]:
@@ -130,6 +132,7 @@ RECORDS: tuple[BackendRecord, ...] = (
         disables="build-engine and the TensorRT backend",
         convert_hint="serve the .onnx file the engine was built from with --backend onnxrt",
         precisions=(FP32, FP16),
+        triton_backend="tensorrt",
     ),
     BackendRecord(
         name="onnxrt",
@@ -146,6 +149,7 @@ RECORDS: tuple[BackendRecord, ...] = (
         precisions=(FP32, FP16, INT8),
         variants=_ort_variants,
         variant_names=tuple(ORT_VARIANTS),
+        triton_backend="onnxruntime",
     ),
     BackendRecord(
         name="torch",
@@ -176,6 +180,7 @@ RECORDS: tuple[BackendRecord, ...] = (
         disables="the OpenVINO backend (.xml IR, INT8 models; often the fastest on a CPU)",
         convert_hint="serve it with --backend openvino, or the .onnx file it came from",
         precisions=(FP32, FP16, INT8),
+        triton_backend="openvino",
     ),
 )
 

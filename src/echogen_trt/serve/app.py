@@ -55,6 +55,7 @@ from echogen_trt.serve.requests import (
     refusal_of,
     too_large,
 )
+from echogen_trt.serve.v2 import v2_routes
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,9 @@ def create_app(state: ServeState) -> ASGIApp:
         Route("/metrics", metrics),
         *page_routes.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        *v2_routes(
+            state, ServeState.frame
+        ),  # the Open Inference Protocol (KServe v2), same batcher
     ]
     app = Starlette(
         routes=routes,
@@ -389,6 +393,7 @@ class _Timed:
             return
         path = scope.get("path", "")
         route = path if path in ROUTES else ("/static" if path.startswith("/static/") else "other")
+        route = "/v2" if path == "/v2" or path.startswith("/v2/") else route  # the v2 protocol
         start = time.perf_counter()
         status = 500
 

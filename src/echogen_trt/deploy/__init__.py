@@ -1,0 +1,1 @@
+"""Deployment outside echogen-trt: artifacts laid out for other servers (NVIDIA Triton)."""

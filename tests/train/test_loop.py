@@ -86,7 +86,10 @@ def test_short_run_lowers_validation_l1(tmp_path: Path, tiny_pairs) -> None:
     untrained, trained = val[0]["val_l1"], val[-1]["val_l1"]
     assert trained < 0.75 * untrained, (untrained, trained)
     print(f"validation L1 in the fan: untrained {untrained:.4f} -> {trained:.4f} after 120 steps")
-    assert summary.best_val_l1 == min(r["val_l1"] for r in val[1:])
+    # best.pt is the validation with the lowest selection score (L1 + detail gap), not lowest L1
+    best = min(val[1:], key=lambda r: r["val_select"])
+    assert summary.best_val_score == best["val_select"] == best["val_l1"] + best["val_detail_gap"]
+    assert summary.best_val_l1 == best["val_l1"]
     # best.pt reproduces its recorded validation L1 through load_generator
     g, info = load_generator(summary.best_checkpoint)
     with torch.no_grad():
@@ -109,7 +112,7 @@ def test_run_folder_holds_config_metrics_grids_and_pruned_checkpoints(
     assert set(state) == {
         "format_version", "model_config", "disc_config", "experiment", "kept_labels",
         "image_size", "G", "D", "opt_G", "opt_D", "scaler", "scaler_d", "step", "rng",
-        "config", "best_val_l1",
+        "config", "best_val_l1", "best_val_score",
     }  # fmt: skip
     assert state["config"] == cfg.to_dict() and state["step"] == 4
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["G"])
@@ -212,7 +215,7 @@ def test_trains_from_a_camus_tree(tmp_path: Path, camus_tree: Path) -> None:
     cfg = TrainConfig(data=str(camus_tree), out=str(tmp_path / "run"), iters=2, **TINY)
     summary = train(cfg)
     assert (summary.n_train, summary.n_valid, summary.step) == (3, 2, 2)
-    assert set(summary.val) == {"l1", "psnr", "ssim"}
+    assert set(summary.val) == {"l1", "psnr", "ssim", "detail_gap", "select"}
 
 
 def test_bf16_autocast_and_channels_last_track_fp32(tmp_path: Path, tiny_pairs) -> None:

@@ -21,7 +21,7 @@ import click
 @click.option("--fresh", is_flag=True, help="Redo every step, even those that are up to date.")
 @click.option(
     "--minutes", type=float,
-    help="Training budget; turned into a fixed iteration count from the measured speed. "
+    help="Training budget: training stops when it runs out, whatever the machine's load. "
     "[default: 4.5]",
 )  # fmt: skip
 @click.option("--patients", type=int, help="Phantom patients to synthesise.  [default: 60]")

@@ -139,13 +139,20 @@ def _training_line(t: dict[str, Any]) -> str:
         return "No training information recorded."
     size = t["image_size"]
     speed = f"{t['it_per_s']} it/s"
-    if t.get("calib_s_per_it") is not None:
-        speed = f"measured {t['calib_s_per_it']} s/iteration before training, {speed} during it"
+    if t.get("budget_s") is not None:
+        load = t.get("load") or []
+        speed += (
+            f"; stopped by the {'clock' if t.get('stopped_by') == 'clock' else 'iteration count'}"
+            f" after {t.get('step_seconds', t['seconds']):.0f} s of a {t['budget_s']:.0f} s "
+            f"budget, {t.get('cpu_seconds', 0):.0f} CPU-s"
+            + (f", load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}" if load else "")
+        )
+    phase = {"both": "ED and ES", None: "ED"}.get(t.get("phase"), t.get("phase"))
     return (
         f"Generator width {t['width']} at {size}x{size} ({t['generator_params']:,} parameters), "
-        f"batch {t['batch_size']}, {t['iters']} iterations ({t['iters_from']}; {speed}) on "
-        f"{t['device']}, {t['n_train']} training patients, {t['seconds']:.0f} s."
-        + (f" Warning: {t['slowdown']}." if t.get("slowdown") else "")
+        f"batch {t['batch_size']}, **{t['iters']} iterations** ({t['iters_from']}; {speed}) on "
+        f"{t['device']}, {t['n_train']} training frames ({phase}), {t['seconds']:.0f} s."
+        + (f" **Warning: {t['few_iterations']}.**" if t.get("few_iterations") else "")
     )
 
 

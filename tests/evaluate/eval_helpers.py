@@ -7,4 +7,12 @@ from echogen_trt.evaluate.segment import SegmenterSettings
 
 SIZE = 32
 TINY_SEG = SegmenterSettings(width=4, depth=3, iters=150, batch_size=8)
-TINY = EvalConfig(segmenter=TINY_SEG, kid_subsets=20, device="cpu", n_examples=2)
+TINY = EvalConfig(
+    segmenter=TINY_SEG,
+    kid_subsets=20,
+    device="cpu",
+    n_examples=2,
+    judges=1,
+    judge_min_dice=0.0,
+    kid_null_draws=10,
+)

@@ -72,7 +72,8 @@ def load_pairs(
     `split` is "train", "valid", "test" or "all" (the three together); `split_source` is passed
     to `splits.resolve_split`. `phase` is one of PHASE_CHOICES; a patient gives several pairs with
     "both" and "seq" (none with "seq" when its view has no labelled sequence). A bad patient
-    (missing, corrupt or inconsistent files, withheld mask) raises, unless `skip_bad`, which logs a warning and lists it in `skipped`.
+    (missing, corrupt or inconsistent files, withheld mask) raises, unless `skip_bad`, which logs
+    a warning and lists it in `skipped`.
     """
     root = Path(root)
     kept = kept_labels(experiment)

@@ -3,7 +3,8 @@
 Defaults are chosen for a laptop without a GPU: a reduced-width generator (width 16 at 128x128)
 trained until its time budget runs out (the loop reads the clock every iteration), so the whole
 run takes about ten minutes on two cores. With a CUDA GPU the full reference model (width 64 at
-256x256) trains instead. `width`, `image_size` and `iters` left at None are filled in by `resolve_model`.
+256x256) trains instead. `width`, `image_size` and `iters` left at None are filled in by
+`resolve_model`.
 """
 
 from __future__ import annotations

@@ -228,3 +228,63 @@ def test_bf16_autocast_and_channels_last_track_fp32(tmp_path: Path, tiny_pairs) 
         assert losses[name] != {}
         for key, value in losses["fp32"].items():
             assert losses[name][key] == pytest.approx(value, rel=0.05), (name, key)
+
+
+class FakeClock:
+    """Seconds that advance by `tick` on every reading: a deterministic machine of any speed."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick, self.readings = 0.0, tick, 0
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        self.readings += 1
+        return self.now
+
+
+def test_a_run_with_max_seconds_stops_on_the_clock_and_keeps_the_final_step(
+    tmp_path: Path, tiny_pairs
+) -> None:
+    tr, va = tiny_pairs
+    out = tmp_path / "run"
+    cfg = TrainConfig(out=str(out), iters=10**6, ckpt_every=10**6, val_every=4, max_seconds=30.0,
+                      **TINY)  # fmt: skip
+    clock = FakeClock(tick=1.0)
+    summary = train(cfg, train_set=tr, valid_set=va, clock=clock)
+    assert summary.stopped_by == "clock" and 0 < summary.step < 30
+    assert clock.readings >= summary.step  # the clock was read before every iteration
+    assert clock.now <= 30.0 + clock.tick  # and the run stopped within its budget
+    # the final step is validated and checkpointed although neither interval fell on it
+    assert load_checkpoint(out / "last.pt")["step"] == summary.step
+    assert [r["step"] for r in rows(out) if "val_l1" in r][-1] == summary.step
+    assert summary.cpu_seconds > 0 and len(summary.load) == 3
+
+
+def test_the_clock_keeps_room_for_the_final_validation(
+    tmp_path: Path, tiny_pairs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A validation that takes 5 s: the loop stops early enough for the final one to end within
+    the budget (without the reserve it would end 5 s late)."""
+    from echogen_trt.train import loop
+
+    tr, va = tiny_pairs
+    clock = FakeClock(tick=1.0)
+
+    def slow_validate(*args: object, **kwargs: object) -> dict[str, float]:
+        clock.now += 5.0
+        return real_validate(*args, **kwargs)
+
+    real_validate = loop.validate
+    monkeypatch.setattr(loop, "validate", slow_validate)
+    cfg = TrainConfig(out=str(tmp_path / "run"), iters=10**6, ckpt_every=10**6, val_every=3,
+                      max_seconds=60.0, **TINY)  # fmt: skip
+    summary = train(cfg, train_set=tr, valid_set=va, clock=clock)
+    assert summary.stopped_by == "clock" and summary.step > 3
+    assert clock.now <= 60.0 + clock.tick  # the deadline counts from the first reading
+
+
+def test_max_seconds_must_be_positive() -> None:
+    from echogen_trt.train.config import check_config
+
+    with pytest.raises(ConfigError, match="max_seconds"):
+        check_config(TrainConfig(max_seconds=0.0))

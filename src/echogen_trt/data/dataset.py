@@ -91,7 +91,7 @@ def load_pairs(
         patients, desc=f"load {split}", disable=None if progress else True, leave=False
     ):
         try:
-            rec = read_view(root, patient, view, layout=layout)
+            rec = read_view(root, patient, view, layout=layout, with_sequence=phase == "seq")
             pairs = _view_pairs(rec, phase)
             for _name, frame, mask in pairs:
                 masks.append(select_labels(resize_mask(mask, size), kept))

@@ -89,7 +89,8 @@ def _train_params(ctx: Context) -> dict[str, Any]:
 
 SPECS = (
     Spec("data", "synthesise phantom data", st.data_step,
-         params=lambda ctx: {"patients": ctx.cfg.patients, "seed": ctx.cfg.seed}),
+         params=lambda ctx: {"patients": ctx.cfg.patients, "seed": ctx.cfg.seed,
+                             "sequences": True}),
     Spec("train", "train the generator", st.train_model_step, ("data",), _train_params),
     Spec("export", "export ONNX (FP32 and FP16) and verify", st.export_step, ("train",),
          lambda ctx: {"checkpoint": model_digest(ctx, "train", "checkpoint")}),

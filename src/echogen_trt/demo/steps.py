@@ -48,7 +48,7 @@ def data_step(ctx: Context) -> Outcome:
     cfg = ctx.cfg
     root = fresh_dir(ctx.out / DATA)
     summary = synthesize_dataset(
-        root, cfg.patients, layout="nifti", seed=cfg.seed, views=(VIEW,), with_sequence=False,
+        root, cfg.patients, layout="nifti", seed=cfg.seed, views=(VIEW,), with_sequence=True,
         progress=cfg.progress, workers=1,
     )  # fmt: skip
     s = summary.splits
@@ -273,7 +273,8 @@ def evaluate_step(ctx: Context) -> Outcome:
         + (f", {lv['synthetic_only']:.3f} synthetic-only" if lv.get("synthetic_only") else "")
         + f"; KID {summary['kid']['mean']:.4f}"
     )
-    keep = ("dice", "kid", "paired", "n_test", "n_train", "split", "seconds")
+    keep = ("dice", "dice_noise", "dice_by_phase", "distance", "frames", "kid", "paired",
+            "paired_floor", "n_test", "n_train", "split", "seconds")  # fmt: skip
     return Outcome(
         "done", detail, {"report": f"{EVALUATE}/report.md"}, {k: summary[k] for k in keep}
     )

@@ -40,6 +40,8 @@ import click
 @click.option("--bench-seconds", type=float, hidden=True)
 @click.option("--no-bench-ceiling", is_flag=True, hidden=True)
 @click.option("--eval-seg-iters", type=int, hidden=True)
+@click.option("--eval-judges", type=int, hidden=True)
+@click.option("--eval-min-dice", type=float, hidden=True)
 def demo(as_json: bool, no_bench_ceiling: bool, fresh: bool, **options: Any) -> None:
     """Run the whole pipeline on phantom data and write a report.
 

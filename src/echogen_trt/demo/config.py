@@ -38,6 +38,8 @@ class DemoConfig:
     bench_seconds: float = 1.0  # timed seconds per benchmark configuration
     bench_ceiling: bool = True  # also measure the machine's GEMM ceiling (about 2 s)
     eval_seg_iters: int = 200  # training iterations of `evaluate`'s segmentation judges
+    eval_judges: int = 3  # judge seeds of `evaluate` (mean +- spread)
+    eval_min_dice: float = 0.7  # `evaluate`'s quality gate on the judges' real-frame Dice
     fresh: bool = False  # redo every step even when its outputs are up to date
     progress: bool = True  # tqdm bars (they disable themselves when stderr is not a TTY)
 
@@ -67,8 +69,13 @@ def check_config(cfg: DemoConfig) -> None:
             f"demo image_size | {size}. Expected a power of two >= 32 (the generator halves it "
             "down to 2 pixels)."
         )
-    if cfg.eval_seg_iters < 1:
-        raise ConfigError(f"demo eval_seg_iters | {cfg.eval_seg_iters}. Expected >= 1.")
+    if cfg.eval_seg_iters < 1 or cfg.eval_judges < 1:
+        raise ConfigError(
+            f"demo eval_seg_iters / eval_judges | {cfg.eval_seg_iters} / {cfg.eval_judges}. "
+            "Expected >= 1."
+        )
+    if not 0.0 <= cfg.eval_min_dice < 1.0:
+        raise ConfigError(f"demo eval_min_dice | {cfg.eval_min_dice}. Expected 0 <= x < 1.")
     if cfg.batch_size < 1:
         raise ConfigError(f"demo batch_size | {cfg.batch_size}. Expected an integer >= 1.")
     if not cfg.bench_batches or any(b < 1 for b in cfg.bench_batches):

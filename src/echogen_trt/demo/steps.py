@@ -260,8 +260,9 @@ def evaluate_step(ctx: Context) -> Outcome:
     assert model is not None, "evaluate runs after export"
     folder = fresh_dir(ctx.out / EVALUATE)
     config = replace(
-        EvalConfig(), segmenter=SegmenterSettings(iters=ctx.cfg.eval_seg_iters), seed=ctx.cfg.seed
-    )
+        EvalConfig(), segmenter=SegmenterSettings(iters=ctx.cfg.eval_seg_iters), seed=ctx.cfg.seed,
+        judges=ctx.cfg.eval_judges, judge_min_dice=ctx.cfg.eval_min_dice,
+    )  # fmt: skip
     summary = run_evaluation(
         ctx.out / DATA, model, out_dir=folder, progress=ctx.cfg.progress,
         cache_dir=ctx.out / CACHE, config=config,

@@ -81,6 +81,7 @@ def train_model_step(ctx: Context) -> Outcome:
     fresh_dir(ctx.out / RUN)
     tcfg = ctx.train_config()
     train_set, valid_set = load_data(tcfg)
+    params, _ = count_parameters(build_gan(tcfg, torch.device("cpu")).G)
     budget_s = cfg.minutes * 60
     if cfg.iters is None:
         max_s = loop_seconds(budget_s, ctx.clock() - start)
@@ -94,7 +95,6 @@ def train_model_step(ctx: Context) -> Outcome:
             log_every=max(1, cfg.iters // 50),
         )  # fmt: skip
     summary = train(tcfg, train_set=train_set, valid_set=valid_set, clock=ctx.clock)
-    params, _ = count_parameters(build_gan(tcfg, torch.device("cpu")).G)
     seconds = ctx.clock() - start
     iters = summary.step
     few = few_iterations_note(iters, seconds, summary.load) if cfg.iters is None else None

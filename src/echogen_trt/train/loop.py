@@ -6,11 +6,11 @@ torchrun; RANK/WORLD_SIZE turn it on (train/device.py), each rank samples its ow
 only rank 0 logs, validates, saves and reports.
 
 With `max_seconds` the run also stops on the clock: the time is read before every iteration, and
-the loop stops when the last validation plus checkpoint would no longer fit, so a run ends within
-its budget whatever the machine's load (no iteration count is derived from a probe). The final
-step is always validated and checkpointed. `best.pt` is the checkpoint with the lowest validation
-`select` score (train/validation.py: in-fan L1 plus the speckle-detail gap), not the lowest L1,
-which favours early, blurry generators.
+the loop stops when one more iteration (as long as the last one took) plus the last validation and
+checkpoint would no longer fit, so a run ends within its budget whatever the machine's load (no
+iteration count is derived from a probe). The final step is always validated and checkpointed.
+`best.pt` is the checkpoint with the lowest validation `select` score (train/validation.py: in-fan
+L1 plus the speckle-detail gap), not the lowest L1, which favours early, blurry generators.
 """
 
 from __future__ import annotations
@@ -212,10 +212,14 @@ def run_training(
         write_checkpoint(snapshot(), out, cfg.keep_last)
         done["ckpt"] = step
 
+    iter_s, t_iter = 0.0, 0.0  # the last iteration's duration, and when the current one began
+
     def out_of_time() -> bool:
+        nonlocal t_iter
         if deadline is None:
             return False
-        stop = clock() + wrapup >= deadline
+        t_iter = clock()
+        stop = t_iter + iter_s + wrapup >= deadline
         if world > 1:  # every rank stops at the same step, or DDP's all-reduce hangs
             flag = torch.tensor([float(stop)], device=device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
@@ -242,6 +246,7 @@ def run_training(
             bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
             record(out, {"step": step, **losses, "it_per_s": rate}, tb)
         t_book = clock()
+        iter_s = t_book - t_iter if deadline is not None else 0.0
         if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.iters):
             validate_and_keep()
         if step % cfg.ckpt_every == 0 or step == cfg.iters:

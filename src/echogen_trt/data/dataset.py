@@ -24,6 +24,7 @@ from echogen_trt.artifacts.preprocess import (
     resize_mask,
 )
 from echogen_trt.data.camus import VIEWS, detect_layout, read_view
+from echogen_trt.data.camus_write import patient_dir
 from echogen_trt.data.records import ViewRecord
 from echogen_trt.data.splits import SPLIT_NAMES, resolve_split
 from echogen_trt.errors import ConfigError, DataError
@@ -90,6 +91,8 @@ def load_pairs(
     for patient in tqdm(
         patients, desc=f"load {split}", disable=None if progress else True, leave=False
     ):
+        if phase == "seq" and not _has_labelled_sequence(root, layout, patient, view):
+            continue
         try:
             rec = read_view(root, patient, view, layout=layout, with_sequence=phase == "seq")
             pairs = _view_pairs(rec, phase)
@@ -115,6 +118,14 @@ def load_pairs(
         np.stack(masks), np.stack(images), loaded, skipped, experiment, kept, phases,
         np.stack(spacings),
     )  # fmt: skip
+
+
+def _has_labelled_sequence(root: Path, layout: str, patient: str, view: str) -> bool:
+    """True where the 2023 layout holds the view's half sequence with its masks."""
+    if layout != "nifti":
+        return False  # the 2019 release has no sequence masks
+    folder = patient_dir(root, layout, patient)
+    return (folder / f"{patient}_{view}_half_sequence_gt.nii.gz").is_file()
 
 
 def _view_pairs(rec: ViewRecord, phase: str) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -73,7 +73,7 @@ def test_labels_the_generator_ignores_are_not_scored(
     summary = evaluate_generator(
         perfect(real_lookup), phantom_tree, size=(SIZE, SIZE), kept=(1, 3), config=cfg
     ).summary
-    assert list(summary["dice"]) == ["ceiling", "consistency"]
+    assert list(summary["dice"]) == ["ceiling", "consistency", "floor", "normalised"]
     assert list(summary["dice"]["ceiling"]) == ["lv", "la"]
     assert summary["synthetic_segmenter"] is None
 

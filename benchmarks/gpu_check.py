@@ -72,8 +72,8 @@ def check_cuda_mem(name: str, count: int = 1 << 20, rounds: int = 3) -> dict[str
     """Round trips through pinned/device buffers and a torch op on our stream, per dtype."""
     import torch
 
-    from echogen_trt.artifacts import cuda_mem
     from echogen_trt.errors import BackendUnavailable
+    from echogen_trt.runtime.gpu import cuda_mem
 
     try:
         api = cuda_mem.IMPLEMENTATIONS[name]()

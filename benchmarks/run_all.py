@@ -39,8 +39,9 @@ import cv2
 from echogen_trt.bench.ceiling import measure_ceiling
 from echogen_trt.bench.env import collect_env, describe_env, load_average
 from echogen_trt.bench.report import format_report, table
-from echogen_trt.bench.runner import ORT_PROVIDERS, BenchConfig, run_benchmark, synthetic_masks
+from echogen_trt.bench.runner import BenchConfig, run_benchmark, synthetic_masks
 from echogen_trt.bench.timing import WarmUp, stop_rule, time_loop
+from echogen_trt.runtime.registry import ORT_VARIANTS
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -203,7 +204,8 @@ def bench_generate(
     e2e_fps = summary.written / wall
     compute_fps = (before + after) / 2
     provider = summary.detail.split(",")[0].strip() or "CPUExecutionProvider"
-    label = "onnxrt:" + ORT_PROVIDERS.get(provider, "cpu")
+    short = next((s for s, p in ORT_VARIANTS.items() if p == provider), "cpu")
+    label = f"{summary.backend}:{short}"
     bench = _pick(report, backend=label, precision="fp32", batch=batch, mode="compute")
     return {
         "model": model.name,

@@ -98,4 +98,5 @@ def test_runtime_and_generate_without_torch(tmp_path: Path) -> None:
     assert report["summary"]["written"] == 3 and report["summary"]["backend"] == "onnxrt"
     assert report["frames"] == [1, 32, 32]
     assert "pip install 'echogen-trt[train]'" in report["pt"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["m0.png", "m1.png", "m2.png"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["echogen-generate.json", "m0.png", "m1.png", "m2.png"]

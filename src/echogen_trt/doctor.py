@@ -1,7 +1,8 @@
 """`echogen-trt doctor`: what is installed, what each missing piece disables, how to get it.
 
 Checks import nothing heavy unless the piece is present (torch is imported only to ask about
-CUDA when it is installed). Every check returns a `Check`; `run_checks` returns them in order.
+CUDA when it is installed). The backend lines come from the registry's records: a new backend
+appears here without an edit. Every check returns a `Check`; `run_checks` returns them in order.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ import sys
 from dataclasses import asdict, dataclass
 
 from echogen_trt import __version__
-from echogen_trt.runtime.availability import (
-    TRT_INSTALL_HINT,
-    has_module,
-    module_version,
-    tensorrt_module,
-)
+from echogen_trt.errors import EchogenError
+from echogen_trt.runtime.availability import CUDA_INSTALL_HINT, cuda_bindings, has_module
+from echogen_trt.runtime.registry import BackendRecord, backend_class, records
 
 
 @dataclass(frozen=True)
@@ -42,83 +40,28 @@ def _python() -> Check:
     return Check("python", ok, f"{version} ({sys.executable})", "everything", "Python >= 3.10")
 
 
-def _torch() -> Check:
-    version = module_version("torch")
-    if version is None:
-        return Check(
-            "torch",
-            False,
-            "not installed",
-            "train, export, the PyTorch backend and the torch baseline in bench",
-            "pip install 'echogen-trt[train]'",
-        )
-    import torch
-
-    cuda = torch.cuda.is_available()
-    detail = f"{version}, CUDA {'available: ' + torch.cuda.get_device_name(0) if cuda else 'no'}"
-    return Check("torch", True, detail)
-
-
-def _onnxruntime() -> Check:
-    version = module_version("onnxruntime")
-    if version is None:
-        return Check(
-            "onnxruntime",
-            False,
-            "not installed",
-            "the ONNX Runtime backend and export verification",
-            "pip install onnxruntime (or onnxruntime-gpu)",
-        )
-    import onnxruntime as ort
-
-    providers = ", ".join(ort.get_available_providers())
-    return Check("onnxruntime", True, f"{version}, providers: {providers}")
-
-
-def _openvino() -> Check:
-    version = module_version("openvino")
-    if version is None:
-        return Check(
-            "openvino",
-            False,
-            "not installed",
-            "the OpenVINO backend (.xml IR, INT8 models; often the fastest on a CPU)",
-            "pip install 'echogen-trt[openvino]'",
-        )
-    import openvino as ov
-
-    devices = ", ".join(ov.Core().available_devices)
-    nncf = module_version("nncf")
-    detail = f"{version}, devices: {devices}; nncf {nncf or 'not installed'}"
-    if nncf is None:
-        detail += " (export --precision int8 needs it: pip install 'echogen-trt[int8]')"
-    return Check("openvino", True, detail)
-
-
-def _tensorrt() -> Check:
-    trt = tensorrt_module()
-    if trt is None:
-        stubs = has_module("tensorrt")
-        detail = "only type stubs installed" if stubs else "not installed"
-        return Check(
-            "tensorrt", False, detail, "build-engine and the TensorRT backend", TRT_INSTALL_HINT
-        )
-    return Check("tensorrt", True, str(trt.__version__))
+def _backend(rec: BackendRecord) -> Check:
+    """A backend's line, from its record: the probe says whether it is usable and why, the
+    backend class may add what it sees of the machine (torch: CUDA; OpenVINO: devices)."""
+    ok, why = rec.probe()
+    if not ok:
+        return Check(rec.package, False, why, rec.disables, rec.install)
+    try:
+        extra = backend_class(rec.name).environment()
+    except EchogenError as err:
+        return Check(rec.package, False, f"{why}, but {err}", rec.disables, rec.install)
+    return Check(rec.package, True, f"{why}{', ' + extra if extra else ''}")
 
 
 def _cuda_bindings() -> Check:
-    found = []
-    for mod, label in (("cuda.bindings", "cuda-python"), ("pycuda", "pycuda")):
-        if has_module(mod):
-            found.append(label)
+    found = cuda_bindings()
     if not found:
         return Check(
             "cuda (python)",
             False,
             "neither cuda-python nor pycuda",
             "the TensorRT backend's buffers and streams",
-            "pip install 'cuda-python>=12,<13' (13.x needs driver 580+) or pycuda; on Jetson: "
-            "pip install pycuda with nvcc on PATH",
+            CUDA_INSTALL_HINT,
         )
     return Check("cuda (python)", True, ", ".join(found))
 
@@ -169,10 +112,7 @@ def run_checks() -> list[Check]:
     return [
         head,
         _python(),
-        _torch(),
-        _onnxruntime(),
-        _openvino(),
-        _tensorrt(),
+        *(_backend(rec) for rec in records()),
         _cuda_bindings(),
         _gpu(),
         _medical_io(),

@@ -16,9 +16,11 @@ import hashlib
 import logging
 import os
 import re
+import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -254,10 +256,121 @@ def check_output_path(
             f"{what} {target} | unexpected file name. Expected a name ending in "
             f"{' or '.join(suffixes)}. Hint: e.g. --out model{suffixes[0]}"
         )
-    for source in inputs:
-        if target.resolve() == Path(source).resolve():
-            raise ConfigError(
-                f"{what} {target} | is the input file itself; writing it would destroy the input. "
-                "Hint: choose another --out."
-            )
+    check_outputs({what: target}, inputs={f"input file {show_path(s)}": s for s in inputs})
     return target
+
+
+PathArg = str | os.PathLike[str]
+
+
+def check_outputs(
+    files: Mapping[str, PathArg | None],
+    *,
+    inputs: Mapping[str, PathArg | None],
+    folders: Mapping[str, PathArg | None] | None = None,
+) -> None:
+    """The one output-safety rule, applied by every command to every file it will write
+    (siblings included: `.bin`, `.json` provenance, `.fp16.onnx`) before any work starts.
+
+    `files` and `folders` map what is written ("--json", "report.md") to its path; `inputs` map
+    a role ("model", "dataset") to an input file or folder. Refused, in one line naming both:
+    an output that is an input (the same file, also through a link), one inside an input folder
+    (a dataset), a folder where a file goes or a file where a folder goes. None is skipped.
+    """
+    given = {role: Path(p) for role, p in inputs.items() if p is not None}
+    for what, path in (folders or {}).items():
+        if path is not None:
+            _check_output(what, Path(path), given, "a folder")
+    for what, path in files.items():
+        if path is not None:
+            _check_output(what, Path(path), given, "a file")
+
+
+def _check_output(what: str, out: Path, inputs: dict[str, Path], kind: str) -> None:
+    shown = show_path(out)
+    if kind == "a file" and out.is_dir():
+        raise OutputError(
+            f"{what} {shown} | is a folder. Expected a file path (or nothing) there. Hint: move "
+            "that folder away, or choose another output name."
+        )
+    if kind == "a folder" and out.exists() and not out.is_dir():
+        raise OutputError(f"{what} {shown} | is a file. Expected a folder. Hint: choose another.")
+    target = out.resolve()
+    for role, source in inputs.items():
+        if source.is_dir() and target.is_relative_to(source.resolve()):
+            raise ConfigError(
+                f"{what} {shown} | lies inside the {role} {show_path(source)}; outputs never go "
+                f"into an input. Expected a path outside it. Hint: choose another {what} path."
+            )
+        if _same_file(out, source):
+            raise ConfigError(
+                f"{what} {shown} | is also the {role}; writing it would destroy that input. "
+                f"Expected a separate path. Hint: choose another {what} path."
+            )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether `a` and `b` name one file: the same path after links, or hard links."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+@contextmanager
+def exclusive_folder(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (flock on the folder itself, released on exit or
+    kill) while a run writes into it: a second run into the same folder is an OutputError now,
+    instead of each deleting or tripping over the other's files. Best effort without flock."""
+    if fcntl is None:
+        yield
+        return
+    with writing(folder, what):
+        fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            raise OutputError(
+                f"{what} {show_path(folder)} | another run is writing into it now. Expected one "
+                "run per folder. Hint: wait for it to finish, or choose another folder."
+            ) from err
+        except OSError as err:  # a file system without flock
+            log.debug("no flock on %s: %s", folder, err)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def locked_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Iterator[Path]:
+    """A temporary folder in `parent` (staging beside the outputs, so the final move is a
+    rename), locked while in use and removed on exit. First deletes the `prefix` folders a
+    killed run left there (unlocked ones only: a concurrent run's folder is kept)."""
+    remove_stale_dirs(parent, prefix)
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as tmp:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            _lock(fd)
+            yield Path(tmp)
+        finally:
+            os.close(fd)
+
+
+def remove_stale_dirs(parent: str | os.PathLike[str], prefix: str) -> list[Path]:
+    """Delete the `locked_temp_dir` folders named `prefix*` in `parent` whose run is dead."""
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        ours = entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False)
+        if ours and _is_stale(entry.path):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d temporary folder(s) of an interrupted run in %s", len(removed), parent)
+    return removed

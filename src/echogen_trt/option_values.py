@@ -37,3 +37,16 @@ def parse_size(text: str, option: str) -> tuple[int, int]:
     if not m or int(m.group(1)) < 1 or (m.group(2) is not None and int(m.group(2)) < 1):
         raise ConfigError(f"{option} | {text!r}. Expected HxW (e.g. 480x640) or one size.")
     return int(m.group(1)), int(m.group(2) or m.group(1))
+
+
+SEED_MAX = 2**32 - 1  # numpy's RandomState accepts 0..2**32-1; torch would overflow above 2**63
+
+
+def check_seed(seed: object, subject: str = "--seed") -> int:
+    """`seed` when it is an integer 0..SEED_MAX, else ConfigError naming `subject`: a huge
+    seed (1e20 written out) would crash deep in torch or numpy after the data has loaded."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(
+            f"{subject} | {seed!r}. Expected an integer 0..{SEED_MAX}. Hint: e.g. --seed 1."
+        )
+    return seed

@@ -10,7 +10,7 @@ import pytest
 from echogen_trt.bench.flops import flops_from_config, flops_from_onnx
 from echogen_trt.errors import ConfigError, InputMismatch
 
-REFERENCE_GFLOP = 17.2  # reference.md: 8.59 GMAC per 256x256 frame at width 64
+REFERENCE_GFLOP = 17.2  # docs/reference.md: 8.59 GMAC per 256x256 frame at width 64
 
 
 def test_reference_generator_is_17_2_gflop() -> None:

@@ -35,3 +35,16 @@ def test_worst_structure_decides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert check.value == "0.0200 (myo: 0.800 -> 0.780)"
     scores[Path("int8.xml")]["myo"] = 0.795
     assert dice_gate.dice_drop_gate(tmp_path, cache_dir=tmp_path)(*scores).ok
+
+
+def test_the_library_export_runs_the_dice_gate_by_default(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`export --precision int8` and a library caller get the same gates: PSNR and Dice."""
+    sentinel = object()
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(dice_gate, "dice_drop_gate", lambda root: sentinel)
+    monkeypatch.setattr(dice_gate, "export_int8", lambda *a, **kw: calls.append(kw))
+    dice_gate.export_int8_gated("g.pt", tmp_path / "m.int8.xml", calibrate=tmp_path)
+    dice_gate.export_int8_gated(
+        "g.pt", tmp_path / "m.int8.xml", calibrate=tmp_path, dice_gate=False
+    )
+    assert [c["gates"] for c in calls] == [[sentinel], []]

@@ -16,7 +16,7 @@ PSNR_HOME = "echogen_trt.metrics"
 
 
 def test_builder_takes_nothing_from_the_runtime_backends() -> None:
-    """The TensorRT helpers live in artifacts.trt_api, shared by the builder and the backend."""
+    """The TensorRT helpers live in runtime.gpu.trt_api, shared by the builder and the backend."""
     found = sorted(
         (module, imported)
         for module, imported_set in GRAPH.items()
@@ -25,7 +25,7 @@ def test_builder_takes_nothing_from_the_runtime_backends() -> None:
         if imported.startswith("echogen_trt.runtime.backends")
     )
     assert found == []
-    shared = "echogen_trt.artifacts.trt_api"
+    shared = "echogen_trt.runtime.gpu.trt_api"
     for user in ("export.trt_build", "export.trt_inspect", "runtime.backends.tensorrt"):
         assert shared in GRAPH[f"echogen_trt.{user}"]
 

@@ -215,3 +215,30 @@ def test_quantizer_failure_is_an_export_error(
     with pytest.raises(ExportError, match=r"quantizer failed: Too many bins.*--out NAME\.xml"):
         quantize_onnx(tiny_onnx.path, tmp_path / "q.onnx", x)
     assert list(tmp_path.iterdir()) == []  # the rewritten intermediate file is removed
+
+
+def test_calibration_masks_take_the_runtime_path(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calibration batches are made as `generate` makes them: a label the model does not keep
+    (2, for the tiny model keeping 1 and 3) is zeroed, not fed to the quantizer as it is."""
+    from echogen_trt.export import ort_int8
+
+    class Stop(Exception):
+        pass
+
+    seen: list[np.ndarray] = []
+
+    def capture(fp32: Path, out: Path, calibration: np.ndarray) -> list[str]:
+        seen.append(calibration)
+        raise Stop
+
+    monkeypatch.setattr(ort_int8, "quantize_onnx", capture)
+    masks = np.full((2, SIZE, SIZE), 2, np.uint8)
+    masks[:, : SIZE // 2] = 1
+    with pytest.raises(Stop):
+        int8.export_int8(
+            tiny_checkpoint, tmp_path / "m.int8.onnx", calibration=masks, heldout=masks
+        )
+    assert seen[0].shape == (2, 1, SIZE, SIZE) and seen[0].dtype == np.float32
+    assert set(np.unique(seen[0])) == {0.0, 1.0}

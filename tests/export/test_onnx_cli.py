@@ -87,7 +87,7 @@ def test_export_refuses_to_write_over_its_checkpoint(
         cli, ["export", str(ckpt), "--out", str(ckpt), "--precision", precision, "--no-verify"]
     )
     assert result.exit_code != 0
-    assert "is the input file itself" in str(result.exception) + result.output
+    assert "is also the input file" in str(result.exception) + result.output
     assert ckpt.read_bytes() == before
 
 

@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from echogen_trt.artifacts import cuda_mem
 from echogen_trt.cli import cli, main
 from echogen_trt.errors import BackendUnavailable
 from echogen_trt.runtime import availability
+from echogen_trt.runtime.gpu import cuda_mem
 from fakes.fake_cuda import FakeCuda
 from fakes.fake_tensorrt import fake_trt_builds, make_fake_trt
 

@@ -29,7 +29,7 @@ from fakes.stubs import stub_api, stub_root, write_sanitized_stubs
 pytestmark = pytest.mark.skipif(stub_root() is None, reason="tensorrt-stubs not installed")
 ROOT = Path(__file__).resolve().parents[2]
 STRICT_FILES = [
-    "src/echogen_trt/artifacts/trt_api.py",
+    "src/echogen_trt/runtime/gpu/trt_api.py",
     "src/echogen_trt/export/timing_cache.py",
     "src/echogen_trt/export/trt_build.py",
     "src/echogen_trt/export/trt_inspect.py",

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from echogen_trt.artifacts.cuda_mem import CudaApi, CudaError, DeviceInfo, host_array
+from echogen_trt.runtime.gpu.cuda_mem import CudaApi, CudaError, DeviceInfo, host_array
 
 FAKE_GPU = DeviceInfo(0, "NVIDIA FakeGPU 4090", (8, 9), 24_000, integrated=False)
 FAKE_JETSON = DeviceInfo(0, "Orin (nvgpu)", (8, 7), 30_000, integrated=True)

@@ -1,29 +1,41 @@
 """A fake `tensorrt` module that follows the real Python API closely enough to drive
 `export.trt_build` and `runtime.backends.tensorrt` end to end, for TensorRT 8.5, 10.x and 11.x.
 
-`make_fake_trt(version, cuda=...)` returns a fresh module. What it mimics (and what tests rely
-on):
+`make_fake_trt(version, cuda=...)` returns a fresh module. What it mimics, and where each
+behaviour comes from. [NVIDIA]: taken from NVIDIA's own sources (tensorrt-stubs 10.13, which the
+surface test checks every public name against; the TensorRT Python API reference and release
+notes for 8.5, 10.x and 11.x; NVIDIA's samples), summarised in docs/reference.md section 5.
+[assumed]: our reading, not confirmed on a real TensorRT; a GPU run (tests marked `gpu`,
+benchmarks/gpu_check.py) has to confirm or correct it. Mechanisms of the fake itself (how it
+computes) are neither: they are how it stands in, not claims about TensorRT.
 
-- per-version API surface: 11.x has no BuilderFlag.FP16/INT8/BF16 and no EXPLICIT_BATCH; 8.5 has
-  no STRONGLY_TYPED, no IProgressMonitor and no ParserError.node_name; pybind objects refuse
-  unknown attributes (setting `config.progress_monitor` on 8.5 raises AttributeError);
-- the ONNX parser needs an EXPLICIT_BATCH network on 8.x and reports one error per unsupported
-  node (op list: `echogen_trt.export.ops.supported_ops()`), with `desc()`/`node()`;
-- the builder fails (logs an error, returns None) for FP16 on a strongly typed network, a
-  dynamic input without an optimization profile, a profile outside its bounds, a missing DLA
-  core, a cancelled progress monitor (DLA's FP16 and static-shape needs are asserted on the
-  recorded build, not re-implemented);
-- BuilderFlag.TF32 is on in a new config, as in TensorRT; one global logger (the first
-  Builder/Runtime's); Myelin-fused layers in the inspector output (10.x: a ForeignNode region,
-  11.x: "_myl" kernels with "Datatype"); no DLA in 11.0-11.3; an 8.5 inspector that does not
-  keep its engine alive; engines/contexts/runtimes that must be freed inside a CUDA binding;
+- per-version API surface [NVIDIA]: 11.x has no BuilderFlag.FP16/INT8/BF16 and no
+  EXPLICIT_BATCH; 8.5 has no STRONGLY_TYPED, no IProgressMonitor and no ParserError.node_name;
+  pybind objects refuse unknown attributes (setting `config.progress_monitor` on 8.5 raises
+  AttributeError: pybind11's default without `py::dynamic_attr`);
+- the ONNX parser needs an EXPLICIT_BATCH network on 8.x [NVIDIA]; it reports one error per
+  unsupported node, with `desc()`/`node()` [assumed: the real parser may stop at the first]
+  (op list: `echogen_trt.export.ops.supported_ops()`);
+- the builder fails (logs an error, returns None) [NVIDIA: `build_serialized_network` returns
+  None on failure] for FP16 on a strongly typed network, a dynamic input without an
+  optimization profile, a profile outside its bounds, a cancelled progress monitor [NVIDIA], and
+  a missing DLA core [assumed] (DLA's FP16 and static-shape needs are asserted on the recorded
+  build, not re-implemented);
+- BuilderFlag.TF32 is on in a new config [NVIDIA]; one global logger, the first
+  Builder/Runtime's [NVIDIA]; Myelin-fused layers in the inspector output (10.x: a ForeignNode
+  region, 11.x: "_myl" kernels with "Datatype") [assumed]; no DLA in 11.0-11.3 [assumed]; an 8.5
+  inspector that does not keep its engine alive [assumed]; engines/contexts/runtimes that must be
+  freed inside a CUDA binding [assumed: pycuda's per-thread context];
 - layer precisions follow the typing rules (weak typing + FP16 flag -> Half, strong typing ->
-  the ONNX tensor types); `fp16_kernels=False` simulates a "silent FP32" build;
-- the inspector's JSON uses the 10.x schema ("Format/Datatype", "Bindings") or the 11.x one
-  ("Datatype"/"Format", "I/O Tensors");
-- the serialized engine embeds the ONNX bytes; `Runtime` refuses a plan from another TensorRT
-  version or another GPU architecture; `execute_async_v3` runs ONNX Runtime on the bytes found
-  at the bound device addresses of a `FakeCuda`, queued on the stream like a real kernel.
+  the ONNX tensor types) [NVIDIA]; `fp16_kernels=False` simulates a "silent FP32" build
+  [assumed: what 11.x does to code that still looks for the FP16 flag];
+- the inspector's JSON uses the 10.x schema ("Format/Datatype", "Bindings") [assumed, from
+  trtexec output of 10.x] or the 11.x one ("Datatype"/"Format", "I/O Tensors") [assumed];
+- `Runtime` refuses a plan from another TensorRT version or another GPU architecture, logging an
+  error and returning None [NVIDIA: engines are tied to both; the message wording is assumed];
+- mechanisms: the serialized engine embeds the ONNX bytes; `execute_async_v3` runs ONNX Runtime
+  on the bytes found at the bound device addresses of a `FakeCuda`, queued on the stream like a
+  real kernel.
 
 Every public name the fake defines exists in tensorrt-stubs (checked by a test), and every
 public attribute our code touches is recorded in `module._used` (checked too).
@@ -1043,13 +1055,6 @@ def fake_trt_builds(mod: Any) -> list[BuildRecord]:
 def fake_trt_state(mod: Any) -> _State:
     """The fake's state: logger, dla_loads, freed_late, use_after_free, fail_build, ..."""
     return object.__getattribute__(mod, "_st")  # type: ignore[no-any-return]
-
-
-def onnx_input_shape(path: Any) -> list[int | str]:
-    """Input dims of an ONNX file (dim_param names for dynamic dims), for assertions."""
-    model = onnx.load(str(path), load_external_data=False)
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims]
 
 
 __all__ = [

@@ -173,7 +173,8 @@ def test_bomb_fails_alone_and_the_batch_goes_on(tmp_path: Path, models: SimpleNa
     )  # fmt: skip
     assert result.exit_code == 1, result.output
     assert "bomb.png: 2000x2000 pixels (4,000,000), over the limit of 1,000,000" in result.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png", "good_overlay.png"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["echogen-generate.json", "good.png", "good_overlay.png"]
 
 
 def _out_of_memory(kind: str) -> BaseException:
@@ -222,7 +223,7 @@ def test_skip_existing_rerun_removes_a_killed_runs_temp_frame(
     (out / ".a.png.ba9876543210.tmp").write_bytes(b"\x89PNG half a rewrite of a kept frame")
     result = generate(masks, "--out", out, "-m", models.onnx, "--skip-existing")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "echogen-generate.json"]
 
 
 def test_a_newline_in_a_file_name_stays_on_one_line(

@@ -11,6 +11,7 @@ from runtime_helpers import labels_mask
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import InputMismatch
 from echogen_trt.runtime import model_tensors
+from echogen_trt.runtime.backends.base import pad_batch
 
 FLOAT = ModelMeta("ventricle_atrium", (1, 3), (32, 48), io="float")
 UINT8 = ModelMeta("ventricle_atrium", (1, 3), (32, 48), io="uint8")
@@ -49,7 +50,7 @@ def test_unknown_io_kind() -> None:
 
 def test_pack_batch_shapes_and_padding() -> None:
     items = [model_tensors.prepare_mask(labels_mask((40, 40), i), FLOAT) for i in range(3)]
-    batch = model_tensors.pack_batch(items, FLOAT, pad_to=5)
+    batch = pad_batch(model_tensors.pack_batch(items, FLOAT), 5)
     assert batch.shape == (5, 1, 32, 48) and batch.dtype == np.float32
     np.testing.assert_array_equal(batch[2, 0], items[2])
     assert not batch[3:].any()

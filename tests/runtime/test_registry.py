@@ -69,7 +69,7 @@ def test_engines_route_to_tensorrt(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     if not ok:
         with pytest.raises(BackendUnavailable, match=r"backend tensorrt \| unavailable.*\[trt\]"):
             registry.open_backend(engine)
-    if registry.has_module(registry.BACKENDS["tensorrt"][0]):
+    if registry.has_module(registry.record("tensorrt").module.split(":")[0]):
         monkeypatch.setattr(registry, "backend_availability", lambda kind: (True, "pretend"))
         backend = registry.open_backend(engine)
         assert type(backend).__name__ == "TensorRTBackend" and not backend.is_open

@@ -16,7 +16,6 @@ import pytest
 from runtime_helpers import SIZE, labels_mask
 
 from echogen_trt.artifacts import provenance as pv
-from echogen_trt.artifacts.cuda_mem import CudaError, DeviceInfo
 from echogen_trt.errors import (
     BackendUnavailable,
     ConfigError,
@@ -26,6 +25,7 @@ from echogen_trt.errors import (
 )
 from echogen_trt.export.trt_build import build_engine
 from echogen_trt.runtime.backends.tensorrt import TensorRTBackend
+from echogen_trt.runtime.gpu.cuda_mem import CudaError, DeviceInfo
 from fakes.fake_cuda import FAKE_GPU, FAKE_JETSON, FakeCuda
 from fakes.fake_tensorrt import fake_trt_state, make_fake_trt
 

@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from echogen_trt.artifacts import cuda_mem
-from echogen_trt.artifacts.cuda_mem import CudaError, CudaPythonApi, PyCudaApi, cuda_call
 from echogen_trt.errors import BackendUnavailable
+from echogen_trt.runtime.gpu import cuda_mem
+from echogen_trt.runtime.gpu.cuda_mem import CudaError, CudaPythonApi, PyCudaApi, cuda_call
 
 
 class cudaError_t(enum.IntEnum):

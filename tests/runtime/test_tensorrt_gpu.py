@@ -13,10 +13,10 @@ import onnxruntime as ort
 import pytest
 from runtime_helpers import SIZE, labels_mask
 
-from echogen_trt.artifacts import cuda_mem
 from echogen_trt.artifacts import provenance as pv
 from echogen_trt.errors import BackendUnavailable
 from echogen_trt.runtime.availability import tensorrt_module
+from echogen_trt.runtime.gpu import cuda_mem
 
 pytestmark = [
     pytest.mark.gpu,
@@ -50,10 +50,10 @@ def ort_run(path, x):
     ids=["fp32", "fp16-flag", "fp16-strongly-typed"],
 )
 def test_real_engine_matches_onnxruntime(gpu, models, tmp_path, precision, fp16_onnx):
-    from echogen_trt.artifacts.trt_api import trt_version
     from echogen_trt.export.fp16 import convert_file_fp16
     from echogen_trt.export.trt_build import build_engine
     from echogen_trt.runtime.backends.tensorrt import TensorRTBackend
+    from echogen_trt.runtime.gpu.trt_api import trt_version
 
     version = trt_version(gpu[0])
     if precision == "fp16" and not fp16_onnx and version >= (11, 0):

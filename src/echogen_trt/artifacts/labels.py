@@ -13,7 +13,8 @@ import numpy as np
 
 from echogen_trt.errors import ConfigError
 
-LABEL_NAMES: dict[int, str] = {0: "background", 1: "lv", 2: "myo", 3: "la"}
+LABEL_NAMES: dict[int, str] = {0: "background", 1: "lv", 2: "myo", 3: "la"}  # keys in files
+LABEL_TITLES: dict[int, str] = {0: "background", 1: "LV", 2: "myocardium", 3: "LA"}  # for people
 MAX_LABEL = max(LABEL_NAMES)
 
 EXPERIMENTS: dict[str, tuple[int, ...]] = {

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NoReturn
 
 from echogen_trt import __version__
-from echogen_trt.artifacts.precision import FP32
+from echogen_trt.artifacts.precision import FP32, INT8, PRECISIONS
 from echogen_trt.errors import InputMismatch
 
 META_PREFIX = "echogen."
@@ -48,23 +48,82 @@ class ModelMeta:
         return {META_PREFIX + k: json.dumps(v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_props(cls, props: dict[str, str], source: str = "model") -> ModelMeta:
-        """Inverse of to_props; raises InputMismatch naming the file when keys are missing."""
+    def from_props(cls, props: Mapping[str, object], source: str = "model") -> ModelMeta:
+        """Inverse of to_props, and the one validating reader of a model's metadata (ONNX
+        metadata_props, OpenVINO rt_info, engine provenance): every key is checked for type and
+        range, and every refusal is an InputMismatch naming `source` and the key."""
         names = {f.name for f in fields(cls)}
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for key, raw in props.items():
-            if key.startswith(META_PREFIX) and key[len(META_PREFIX) :] in names:
-                values[key[len(META_PREFIX) :]] = json.loads(raw)
+            if isinstance(key, str) and key.startswith(META_PREFIX):
+                name = key[len(META_PREFIX) :]
+                if name in names:
+                    values[name] = _checked(name, _decoded(raw, key, source), key, source)
         missing = [n for n in ("experiment", "kept_labels") if n not in values]
         if missing:
             raise InputMismatch(
                 f"{source} | has no echogen metadata ({', '.join(missing)} missing). "
                 "Hint: export it with `echogen-trt export`, which records the conventions."
             )
-        for key in ("kept_labels", "input_size"):
-            if key in values:
-                values[key] = tuple(values[key])  # type: ignore[arg-type]
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
+
+
+_MAX_SIDE = 16384  # frames larger than this per side are no model of ours (and would not fit)
+_LABELS = (1, 2, 3)
+_IO = ("float", "uint8")
+_PRECISIONS = (*PRECISIONS, INT8)
+
+
+def _decoded(raw: object, key: str, source: str) -> Any:
+    if not isinstance(raw, str):
+        _refuse(source, key, "a JSON-encoded string", raw)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError, huge integers, deep nesting
+        _refuse(source, key, "valid JSON", raw)
+
+
+def _refuse(source: str, key: str, expected: str, got: object) -> NoReturn:
+    shown = repr(got)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise InputMismatch(
+        f"{source} | metadata {key}: expected {expected}, got {shown}. Hint: the file was "
+        "altered or is not an echogen-trt model; export it again with `echogen-trt export`."
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _checked(name: str, value: Any, key: str, source: str) -> Any:
+    """`value` (decoded JSON) of field `name` in the type the dataclass holds, or a refusal."""
+    if name == "kept_labels":
+        ok = isinstance(value, list) and bool(value) and all(_is_int(v) for v in value)
+        if not ok or not set(value) <= set(_LABELS) or len(set(value)) != len(value):
+            _refuse(source, key, f"a non-empty list of distinct labels from {list(_LABELS)}", value)
+        return tuple(value)
+    if name == "input_size":
+        if not (isinstance(value, list) and len(value) == 2) or not all(
+            _is_int(v) and 1 <= v <= _MAX_SIDE for v in value
+        ):
+            _refuse(source, key, f"[H, W], two integers 1..{_MAX_SIDE}", value)
+        return tuple(value)
+    if name == "io" and value not in _IO:
+        _refuse(source, key, f"one of {list(_IO)}", value)
+    if name == "precision" and value not in _PRECISIONS:
+        _refuse(source, key, f"one of {list(_PRECISIONS)}", value)
+    if name in ("experiment", "input_name", "output_name") and not (
+        isinstance(value, str) and value
+    ):
+        _refuse(source, key, "a non-empty string", value)
+    if name in ("checkpoint_sha256", "package_version") and not isinstance(value, str):
+        _refuse(source, key, "a string", value)
+    if name == "step" and not (_is_int(value) and 0 <= value < 2**63):
+        _refuse(source, key, "an integer >= 0", value)
+    if name in ("model_config", "recipe") and not isinstance(value, dict):
+        _refuse(source, key, "a JSON object", value)
+    return value
 
 
 def meta_from_checkpoint_info(info: Mapping[str, Any], *, fused_io: bool = False) -> ModelMeta:

@@ -14,12 +14,12 @@ INT8 exporter). Torch-free.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from echogen_trt.artifacts.model_meta import META_PREFIX, ModelMeta
 from echogen_trt.errors import ExportError, InputMismatch
+from echogen_trt.fileio import locked_temp_dir
 
 SECTION = "echogen"  # <rt_info><echogen><experiment value="..."/>...
 FRAMEWORK = "framework"  # where OpenVINO's ONNX reader puts metadata_props
@@ -68,7 +68,7 @@ def load_model(path: str | os.PathLike[str], core: Any = None) -> Any:
     path = Path(path)
     if not path.is_file():
         raise InputMismatch(
-            f"model {path} | not found. Expected an .xml (with its .bin) or an .onnx file."
+            f"model {path} | not found. Expected an {IR_SUFFIX} (with its .bin) or an .onnx file."
         )
     if path.suffix.lower() == IR_SUFFIX and not weights_path(path).is_file():
         raise InputMismatch(
@@ -94,7 +94,7 @@ def save_ir(model: Any, xml_path: str | os.PathLike[str], meta: ModelMeta) -> in
     xml_path = Path(xml_path)
     write_meta(model, meta)
     xml_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=xml_path.parent, prefix=".ir-") as tmp:
+    with locked_temp_dir(xml_path.parent, ".ir-") as tmp:
         staged = Path(tmp) / xml_path.name
         try:
             ov.save_model(model, os.fspath(staged), compress_to_fp16=False)

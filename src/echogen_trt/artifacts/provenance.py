@@ -19,11 +19,11 @@ import os
 import shlex
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from echogen_trt.artifacts.model_meta import META_PREFIX, ModelMeta
 from echogen_trt.artifacts.precision import ENGINE_DEFAULT
-from echogen_trt.errors import EngineMismatch
+from echogen_trt.errors import EngineMismatch, InputMismatch
 from echogen_trt.fileio import sha256_file as sha256_file
 from echogen_trt.fileio import write_bytes_atomic
 
@@ -116,20 +116,16 @@ class Provenance:
         """Inverse of to_dict; unknown keys are ignored, missing ones raise EngineMismatch."""
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
-        if int(values.get("format_version", 1)) > FORMAT_VERSION:
+        version = values.get("format_version", 1)
+        if _is_int(version) and version > FORMAT_VERSION:
             raise EngineMismatch(
                 f"{source} | written by a newer echogen-trt (format "
                 f"{values['format_version']}, this one reads {FORMAT_VERSION}). "
                 "Hint: upgrade echogen-trt or rebuild the engine."
             )
-        try:
-            values["options"] = BuildOptions(**values["options"])
-            return cls(**values)
-        except (KeyError, TypeError) as err:
-            raise EngineMismatch(
-                f"{source} | incomplete or corrupt provenance ({err}). "
-                "Hint: rebuild the engine with `echogen-trt build-engine`."
-            ) from err
+        validate_provenance(values, source)
+        values["options"] = BuildOptions(**values["options"])
+        return cls(**values)
 
 
 def provenance_path(engine_path: str | os.PathLike[str]) -> Path:
@@ -159,11 +155,11 @@ def read_provenance(engine_path: str | os.PathLike[str]) -> Provenance:
             "load it unchecked from Python with TensorRTBackend(..., force=True)."
         )
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:  # also bad UTF-8 and deep nesting
         raise EngineMismatch(
-            f"{path} | unreadable provenance ({err}). Hint: rebuild the engine with "
-            "`echogen-trt build-engine`."
+            f"{path} | unreadable provenance ({type(err).__name__}). Hint: rebuild the engine "
+            "with `echogen-trt build-engine`."
         ) from err
     if not isinstance(data, dict):
         raise EngineMismatch(f"{path} | provenance is not a JSON object. Hint: rebuild.")
@@ -268,4 +264,116 @@ def check_compatible(
         f"{engine_path} | {why}:\n{listed}\n"
         f"Hint: rebuild it here:\n  {rebuild_command(prov, engine_path)}\n"
         "(or, from Python, TensorRTBackend(..., force=True) to try it anyway)"
+    )
+
+
+# --- the validating reader: types and ranges of every field a loader relies on --------------
+
+_REQUIRED = ("tensorrt_version", "device_name", "compute_capability", "precision",
+             "strongly_typed", "profile", "io", "onnx_path", "onnx_sha256", "options",
+             "model_meta")  # fmt: skip
+_TYPES: dict[str, tuple[type, ...]] = {
+    "strongly_typed": (bool,),
+    "profile": (dict,),
+    "io": (list,),
+    "options": (dict,),
+    "model_meta": (dict,),
+    "build_seconds": (int, float),
+    "layer_precisions": (dict,),
+    "format_version": (int,),
+}
+_STRINGS = ("tensorrt_version", "device_name", "compute_capability", "precision", "onnx_path",
+            "onnx_sha256", "built_at", "echogen_version", "platform", "engine_sha256")  # fmt: skip
+_MAX_DIM = 2**31 - 1
+
+
+def validate_provenance(values: dict[str, Any], source: str) -> None:
+    """EngineMismatch naming `source` and the key when a provenance field is missing, of the
+    wrong type or out of range (a tampered or truncated `<engine>.json`); nothing else escapes."""
+    for key in _REQUIRED:
+        if key not in values:
+            _refuse(source, key, "present", "nothing")
+    for key in _STRINGS:
+        if key in values and not isinstance(values[key], str):
+            _refuse(source, key, "a string", values[key])
+    for key, types in _TYPES.items():
+        ok = isinstance(values.get(key), types) and (bool in types or not _is_bool(values[key]))
+        if key in values and not ok:
+            _refuse(source, key, f"a {' or '.join(t.__name__ for t in types)}", values[key])
+    _check_profile(values["profile"], source)
+    _check_io(values["io"], source)
+    _check_options(values["options"], source)
+    for name, count in values.get("layer_precisions", {}).items():
+        if not (_is_int(count) and count >= 0):
+            _refuse(source, f"layer_precisions.{name}", "an integer >= 0", count)
+    try:
+        ModelMeta.from_props(
+            {META_PREFIX + k: json.dumps(v) for k, v in values["model_meta"].items()},
+            source=f"{source} (model_meta)",
+        )
+    except InputMismatch as err:
+        raise EngineMismatch(str(err)) from err
+
+
+def _check_profile(profile: dict[str, Any], source: str) -> None:
+    for name, shapes in profile.items():
+        key = f"profile.{name}"
+        if not isinstance(shapes, dict) or sorted(shapes) != ["max", "min", "opt"]:
+            _refuse(source, key, 'an object with "min", "opt" and "max" shapes', shapes)
+        for which, shape in shapes.items():
+            if not _is_shape(shape, minimum=1):
+                _refuse(source, f"{key}.{which}", f"a list of integers 1..{_MAX_DIM}", shape)
+
+
+def _check_io(io: list[Any], source: str) -> None:
+    for i, tensor in enumerate(io):
+        if not isinstance(tensor, dict):
+            _refuse(source, f"io[{i}]", "an object", tensor)
+        for field_name in ("name", "mode", "dtype"):
+            if not isinstance(tensor.get(field_name), str):
+                _refuse(source, f"io[{i}].{field_name}", "a string", tensor.get(field_name))
+        if not _is_shape(tensor.get("shape"), minimum=-1):
+            _refuse(
+                source, f"io[{i}].shape", "a list of integers (-1: dynamic)", tensor.get("shape")
+            )
+
+
+def _check_options(options: dict[str, Any], source: str) -> None:
+    known = {f.name: f for f in fields(BuildOptions)}
+    for key, value in options.items():
+        name = f"options.{key}"
+        if key not in known:
+            _refuse(source, name, f"one of {sorted(known)}", key)
+        if key in ("min_batch", "opt_batch", "max_batch", "workspace_mb"):
+            if not (_is_int(value) and 0 <= value <= _MAX_DIM):
+                _refuse(source, name, f"an integer 0..{_MAX_DIM}", value)
+        elif key == "dla_core":
+            if value is not None and not (_is_int(value) and 0 <= value < 64):
+                _refuse(source, name, "null or an integer 0..63", value)
+        elif key == "timing_cache":
+            if value is not None and not isinstance(value, str):
+                _refuse(source, name, "null or a string", value)
+        elif not isinstance(value, str):
+            _refuse(source, name, "a string", value)
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_shape(value: object, minimum: int) -> bool:
+    return isinstance(value, list) and all(_is_int(v) and minimum <= v <= _MAX_DIM for v in value)
+
+
+def _refuse(source: str, key: str, expected: str, got: object) -> NoReturn:
+    shown = repr(got)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise EngineMismatch(
+        f"{source} | incomplete or corrupt provenance: key {key!r} expected {expected}, got "
+        f"{shown}. Hint: the file was altered or truncated; rebuild the engine with "
+        "`echogen-trt build-engine`."
     )

@@ -11,26 +11,20 @@ from typing import Any
 
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.bench import stats
-from echogen_trt.bench.baseline import RandomWeightsTorchBackend
 from echogen_trt.bench.timing import WarmUp, stop_rule
 from echogen_trt.errors import ConfigError
+from echogen_trt.runtime import registry
 from echogen_trt.runtime.backends.base import Backend
-from echogen_trt.runtime.registry import BACKENDS, available_backends, open_backend, resolve_kind
 
 MODES = ("compute", "e2e")
 DEFAULT_BATCHES = (1, 8, 32)
-ORT_PROVIDERS = {  # ONNX Runtime provider -> short name used in --backend onnxrt:NAME
-    "TensorrtExecutionProvider": "tensorrt",
-    "CUDAExecutionProvider": "cuda",
-    "CPUExecutionProvider": "cpu",
-}
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """What to run. `backends`: None for all available, else kinds ("onnxrt", "torch",
-    "tensorrt", "openvino", or "onnxrt:cpu"/"onnxrt:cuda"/"onnxrt:tensorrt" for one provider).
-    OpenVINO runs .xml files and, beside ONNX Runtime, .onnx files."""
+    """What to run. `backends`: None for all available, else `registry.bench_labels()`: a backend
+    name (every variant of it) or NAME:variant (one ONNX Runtime provider, say). A file runs on
+    every backend that reads it (OpenVINO reads .onnx beside ONNX Runtime)."""
 
     batches: tuple[int, ...] = DEFAULT_BATCHES
     backends: tuple[str, ...] | None = None
@@ -53,7 +47,7 @@ class Target:
     """One backend over one model file, not yet opened."""
 
     model: str
-    backend: str  # label: "onnxrt:cpu", "torch", "tensorrt"
+    backend: str  # label: a backend name, or NAME:variant
     make: Callable[[], Backend]
     name: str = ""  # shown in tables; default: the file name
 
@@ -69,7 +63,7 @@ def check_config(config: BenchConfig) -> None:
     if bad or not config.modes:
         raise ConfigError(f"--mode | {bad or 'none'}. Expected some of {', '.join(MODES)}.")
     stop_rule(config.iterations, config.duration_s)  # validates both
-    known = (*BACKENDS, *(f"onnxrt:{p}" for p in ORT_PROVIDERS.values()))
+    known = registry.bench_labels()
     unknown = [b for b in config.backends or () if b not in known]
     if unknown:
         raise ConfigError(f"--backend | {unknown} unknown. Expected some of {', '.join(known)}.")
@@ -90,37 +84,37 @@ def _wanted(label: str, kind: str, config: BenchConfig) -> bool:
     return label in config.backends or kind in config.backends
 
 
-def _ort_providers() -> list[str]:
-    import onnxruntime as ort
-
-    return [p for p in ORT_PROVIDERS if p in ort.get_available_providers()]
-
-
 def plan_targets(models: Sequence[str], config: BenchConfig) -> tuple[list[Target], list[str]]:
-    """(targets, notes): each model on every available backend that reads it and was asked for."""
-    usable = available_backends()
+    """(targets, notes): each model on every available backend that reads it and was asked for,
+    each variant (ONNX Runtime provider) of a backend that has them."""
+    usable = registry.available_backends()
     targets, notes = [], []
     opts: dict[str, Any] = {"threads": config.threads} if config.threads else {}
     for model in models:
-        kind = resolve_kind(model)
+        kind = registry.resolve_kind(model)
         if not usable[kind][0]:
             notes.append(f"{model}: {kind} unavailable ({usable[kind][1]})")
             continue
-        if kind == "onnxrt":
-            for provider in _ort_providers():
-                label = f"onnxrt:{ORT_PROVIDERS[provider]}"
-                if _wanted(label, kind, config):
-                    make = _maker(model, kind, providers=[provider], **opts)
-                    targets.append(Target(model, label, make))
-            if usable["openvino"][0] and _wanted("openvino", "openvino", config):
-                targets.append(Target(model, "openvino", _maker(model, "openvino", **opts)))
-        elif _wanted(kind, kind, config):
-            targets.append(Target(model, kind, _maker(model, kind, **opts)))
+        for name in registry.readers_of(model):
+            if not usable[name][0]:
+                continue
+            variants = registry.record(name).variants
+            for label, extra in _labelled(name, variants() if variants else None):
+                if _wanted(label, name, config):
+                    targets.append(Target(model, label, _maker(model, name, **opts, **extra)))
     return targets, notes
 
 
+def _labelled(
+    name: str, variants: dict[str, dict[str, Any]] | None
+) -> list[tuple[str, dict[str, Any]]]:
+    if variants is None:
+        return [(name, {})]
+    return [(f"{name}:{variant}", extra) for variant, extra in variants.items()]
+
+
 def _maker(model: str, kind: str, **opts: Any) -> Callable[[], Backend]:
-    return lambda: open_backend(model, kind, **opts)
+    return lambda: registry.open_backend(model, kind, **opts)
 
 
 def baseline_target(
@@ -129,14 +123,18 @@ def baseline_target(
     config: BenchConfig,
     metas: dict[str, ModelMeta],
 ) -> tuple[Target | None, str]:
-    """The torch eager FP32 baseline to add (or None), and a line saying what it is."""
-    if not config.baseline or not _wanted("torch", "torch", config):
+    """The eager FP32 baseline to add (or None), and a line saying what it is: the record marked
+    eager_baseline (torch), on a checkpoint among the models, else rebuilt with random weights."""
+    name = registry.eager_baseline_name()
+    if name is None or not config.baseline or not _wanted(name, name, config):
         return None, "off"
-    if any(t.backend == "torch" for t in targets):
-        return None, "the .pt checkpoint on the torch backend (trained weights)"
-    if not available_backends()["torch"][0]:
-        return None, "none: torch is not installed"
-    source = next((m for m in models if resolve_kind(m) != "torch"), None)
+    if any(t.backend == name for t in targets):
+        suffix = registry.record(name).suffixes[0]
+        return None, f"the {suffix} checkpoint on the {name} backend (trained weights)"
+    ok, why = registry.backend_availability(name)
+    if not ok:
+        return None, f"none: {why}"
+    source = next((m for m in models if registry.resolve_kind(m) != name), None)
     if source is None:
         return None, "none: no model to take model_config from"
     opts: dict[str, Any] = {"threads": config.threads} if config.threads else {}
@@ -144,11 +142,17 @@ def baseline_target(
     def make() -> Backend:
         meta = metas.get(source)
         if meta is None:  # every target failed: read the metadata on the CPU
-            cpu: dict[str, Any] = {"providers": ["cpu"]} if resolve_kind(source) == "onnxrt" else {}
-            with open_backend(source, **cpu) as probe:
+            with registry.open_backend(source, **_cpu_opts(source)) as probe:
                 meta = probe.meta
-        return RandomWeightsTorchBackend(source, source_meta=meta, **opts)
+        return registry.open_eager_baseline(source, meta, **opts)
 
-    name = f"{Path(source).name} (random weights)"
-    why = f"torch eager FP32 with random weights, rebuilt from the model_config of {source}"
-    return Target(source, "torch", make, name), why
+    title = registry.record(name).title
+    label = f"{Path(source).name} (random weights)"
+    why = f"{title} eager FP32 with random weights, rebuilt from the model_config of {source}"
+    return Target(source, name, make, label), why
+
+
+def _cpu_opts(model: str) -> dict[str, Any]:
+    """Options that keep `model`'s own backend on the CPU (its cpu variant, if it has one)."""
+    variants = registry.record(registry.resolve_kind(model)).variants
+    return (variants() if variants else {}).get("cpu", {})

@@ -31,13 +31,11 @@ from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.artifacts.precision import INT8, PRECISIONS
 from echogen_trt.bench import ceiling as ceiling_mod
 from echogen_trt.bench import stats
-from echogen_trt.bench.baseline import device_of, weights_of
 from echogen_trt.bench.env import collect_env
 from echogen_trt.bench.flops import flops_from_config, flops_from_onnx
 from echogen_trt.bench.plan import (
     DEFAULT_BATCHES,
     MODES,
-    ORT_PROVIDERS,
     BenchConfig,
     Target,
     baseline_target,
@@ -50,12 +48,11 @@ from echogen_trt.errors import ConfigError, EchogenError
 from echogen_trt.runtime import model_tensors
 from echogen_trt.runtime.backends.base import Backend
 from echogen_trt.runtime.mask_to_echo import batch_limits, infer_frames
-from echogen_trt.runtime.registry import resolve_kind
+from echogen_trt.runtime.registry import ONNX_SUFFIX, describe_suffixes
 
 __all__ = [
     "DEFAULT_BATCHES",
     "MODES",
-    "ORT_PROVIDERS",
     "SCHEMA",
     "BenchConfig",
     "BenchReport",
@@ -86,7 +83,7 @@ class BenchReport:
 
 def flops_per_frame(model: str, meta: ModelMeta) -> tuple[float | None, str]:
     """(FLOPs per frame, how counted): from the ONNX graph, else from model_config."""
-    if resolve_kind(model) == "onnxrt":
+    if Path(model).suffix.lower() == ONNX_SUFFIX:
         try:
             return flops_from_onnx(model), "onnx conv MACs"
         except EchogenError as err:
@@ -106,10 +103,10 @@ def _describe(target: Target, backend: Backend, meta: ModelMeta) -> dict[str, An
         "model_name": target.name,
         "backend": target.backend,
         "detail": ", ".join(providers) if providers else "",
-        "device": device_of(backend),
+        "device": backend.compute_device,
         "precision": meta.precision,
         "io": meta.io,
-        "weights": weights_of(backend),
+        "weights": backend.weights,
         "input_size": list(meta.input_size),
     }
 
@@ -350,10 +347,10 @@ def run_benchmark(
     check_config(config)
     paths = [str(m) for m in models]
     if not paths:
-        raise ConfigError("bench | no model files given. Expected at least one .onnx/.engine/.pt.")
+        raise ConfigError(f"bench | no model files given. Expected at least {describe_suffixes()}.")
     for p in paths:
         if not Path(p).is_file():
-            raise ConfigError(f"model {p} | not found. Expected an .onnx, .engine or .pt file.")
+            raise ConfigError(f"model {p} | not found. Expected {describe_suffixes()}.")
     report = BenchReport(collect_env() if env is None else env, config_dict(config))
     report.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     report.warnings.extend(w for w in [_load_warning(report.env)] if w)

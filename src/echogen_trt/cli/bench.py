@@ -5,11 +5,15 @@ with a PyTorch eager baseline and the machine's GEMM ceiling. A thin layer over
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from echogen_trt.fileio import write_text_atomic
+from echogen_trt.bench.plan import DEFAULT_BATCHES, MODES, BenchConfig
+from echogen_trt.bench.stats import CV_WARN_PCT
+from echogen_trt.bench.timing import DEFAULT_DURATION_S, DEFAULT_MIN_ITERATIONS, WarmUp
+from echogen_trt.fileio import check_outputs, write_text_atomic
+from echogen_trt.runtime.model_files import model_files
+from echogen_trt.runtime.registry import bench_labels, eager_baseline_name
 
 
 @click.command("bench")
@@ -17,26 +21,31 @@ from echogen_trt.fileio import write_text_atomic
 @click.option(
     "--backend",
     "backends",
-    help="Comma-separated backends: onnxrt (every ONNX Runtime provider), onnxrt:cpu, "
-    "onnxrt:cuda, onnxrt:tensorrt, tensorrt, torch (also the baseline). Default: all available.",
+    help=f"Comma-separated backends: {', '.join(bench_labels())} (a name alone: every variant; "
+    f"{eager_baseline_name()} is also the baseline). Default: all available.",
 )
-@click.option("--batch", "batches", help="Comma-separated batch sizes. Default: 1,8,32.")
+@click.option(
+    "--batch",
+    "batches",
+    help=f"Comma-separated batch sizes. Default: {','.join(map(str, DEFAULT_BATCHES))}.",
+)
 @click.option(
     "--warmup",
-    help="Warm-up per configuration: calls (5) or time (2s, 500ms). Default: >= 2 calls, 0.2 s.",
+    help="Warm-up per configuration: calls (5) or time (2s, 500ms). "
+    f"Default: >= {WarmUp().iterations} calls, {WarmUp().seconds:g} s.",
 )
 @click.option(
     "--duration",
     type=float,
     help="Time each configuration for at least S seconds (with --iterations: both minimums, "
-    "as trtexec). Default: 3 s and >= 5 calls.",
+    f"as trtexec). Default: {DEFAULT_DURATION_S:g} s and >= {DEFAULT_MIN_ITERATIONS} calls.",
 )
 @click.option("--iterations", type=int, help="Timed calls per configuration (alone: exactly N).")
 @click.option(
     "--mode",
     "modes",
     help="compute (infer on a preprocessed batch), e2e (uint8 masks to uint8 frames), or "
-    "compute,e2e (default).",
+    f"{','.join(MODES)} (default).",
 )
 @click.option(
     "--rounds",
@@ -46,12 +55,15 @@ from echogen_trt.fileio import write_text_atomic
 @click.option("--no-baseline", is_flag=True, help="Skip the PyTorch eager FP32 baseline.")
 @click.option("--no-ceiling", is_flag=True, help="Skip measuring the GEMM ceiling.")
 @click.option(
-    "--ceiling-seconds", type=float, help="Time per GEMM library for the ceiling. Default: 1 s."
+    "--ceiling-seconds",
+    type=float,
+    help=f"Time per GEMM library for the ceiling. Default: {BenchConfig.ceiling_seconds:g} s.",
 )
 @click.option(
     "--cv-warn",
     type=float,
-    help="Warn when latency CV exceeds this %. Default 10 (trtexec uses 1 on locked GPU clocks).",
+    help=f"Warn when latency CV exceeds this %. Default {CV_WARN_PCT:g} (trtexec uses 1 on "
+    "locked GPU clocks).",
 )
 @click.option("--threads", type=int, help="Intra-op threads for ONNX Runtime and torch.")
 @click.option("--mask-size", help="HxW of the e2e input masks. Default: the model's input size.")
@@ -102,6 +114,9 @@ def bench(
     from echogen_trt.bench.report import format_report
     from echogen_trt.bench.runner import run_benchmark
 
+    inputs = {f"{k} {v}": v for m in models for k, v in model_files(m).items()}
+    json_file = json_path if json_path != "-" else None
+    check_outputs({"--json": json_file, "--plot": plot_path}, inputs=inputs)  # before the timing
     if plot_path:
         plot_mod._pyplot()  # fail before minutes of timing, not after
     config = config_from_options(
@@ -112,7 +127,6 @@ def bench(
     )  # fmt: skip
     report = run_benchmark(list(models), config).to_dict()
     if json_path and json_path != "-":
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
     if json_path == "-":
         click.echo(json.dumps(report, indent=2, default=str))

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from echogen_trt.runtime.registry import BACKENDS
+from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 
 
 @click.command("evaluate")
@@ -17,7 +17,7 @@ from echogen_trt.runtime.registry import BACKENDS
 )  # fmt: skip
 @click.option(
     "--model", "-m", required=True, type=click.Path(dir_okay=False),
-    help="An .engine, .onnx or .pt file (anything `generate` serves).",
+    help=f"{describe_suffixes().capitalize()} (anything `generate` serves).",
 )  # fmt: skip
 @click.option(
     "--split", type=click.Choice(["test", "valid"]), help="Frames judged.  [default: test]"
@@ -30,7 +30,7 @@ from echogen_trt.runtime.registry import BACKENDS
     "--report", type=click.Path(file_okay=False, path_type=Path),
     help="Folder for report.md, examples.png and evaluation.json.",
 )  # fmt: skip
-@click.option("--backend", type=click.Choice(["auto", *BACKENDS]), help="Default: from the suffix.")
+@click.option("--backend", type=click.Choice([AUTO, *names()]), help="Default: from the suffix.")
 @click.option("--seed", type=int, help="Seed of the segmenters and the KID subsets.  [default: 0]")
 @click.option(
     "--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),

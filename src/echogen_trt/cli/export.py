@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from echogen_trt.artifacts.openvino_ir import IR_SUFFIX
 from echogen_trt.artifacts.precision import EXPORT_CHOICES, EXPORT_DEFAULT, INT8
 from echogen_trt.export.verify import VerificationFailed, VerifyReport
 
@@ -137,16 +138,14 @@ def _export_int8(
     dice_gate: bool,
 ) -> None:
     """--precision int8: quantize, gate, write (or refuse and show the report)."""
-    from echogen_trt.export.int8 import check_int8_options, export_int8
+    from echogen_trt.evaluate.dice_gate import export_int8_gated
+    from echogen_trt.export.int8 import check_int8_options
 
     data = check_int8_options(precision, calibrate, fused_io=fused_io, batch=batch)
     try:
-        gates = []
-        if dice_gate:
-            from echogen_trt.evaluate.dice_gate import dice_drop_gate
-
-            gates.append(dice_drop_gate(data))
-        result = export_int8(checkpoint, out, calibrate=data, force=force, gates=gates)
+        result = export_int8_gated(
+            checkpoint, out, calibrate=data, dice_gate=dice_gate, force=force
+        )
     except VerificationFailed as err:
         report = err.report
         click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
@@ -156,7 +155,7 @@ def _export_int8(
         return
     kept = ", ".join(result.ignored) or "none"
     click.echo(
-        f"wrote {result.path}{' (+ .bin)' if result.path.suffix == '.xml' else ''} "
+        f"wrote {result.path}{' (+ .bin)' if result.path.suffix == IR_SUFFIX else ''} "
         f"(int8, {result.n_calibration} calibration masks, "
         f"FP32 layers: {kept}): {result.size_bytes / 1e6:.2f} MB in {result.seconds:.1f} s"
     )

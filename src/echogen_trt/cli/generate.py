@@ -12,7 +12,7 @@ from echogen_trt.fileio import show_path
 from echogen_trt.runtime.default_model import find_default_model, show_relative
 from echogen_trt.runtime.job_plan import FORMATS, parse_shard
 from echogen_trt.runtime.pipeline import SIZES, GenerateSummary, run_generate
-from echogen_trt.runtime.registry import BACKENDS
+from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 
 
 @click.command("generate")
@@ -29,10 +29,10 @@ from echogen_trt.runtime.registry import BACKENDS
     "--model",
     "-m",
     type=click.Path(dir_okay=False),
-    help="An .engine, .onnx or .pt file. Default: the one obvious model in . or runs/*/.",
+    help=f"{describe_suffixes().capitalize()}. Default: the one obvious model in . or runs/*/.",
 )
 @click.option(
-    "--backend", type=click.Choice(["auto", *BACKENDS]), help="Default: from the model's suffix."
+    "--backend", type=click.Choice([AUTO, *names()]), help="Default: from the model's suffix."
 )
 @click.option("--batch-size", type=click.IntRange(min=1), help="Masks per inference call [8].")
 @click.option("--recursive", "-r", is_flag=True, help="Descend into sub-folders of input folders.")
@@ -48,6 +48,11 @@ from echogen_trt.runtime.registry import BACKENDS
     help="Also write NAME_overlay.png: mask | frame | contours, for checking.",
 )
 @click.option("--skip-existing", is_flag=True, help="Keep frames already in --out (resume a run).")
+@click.option(
+    "--replace-model",
+    is_flag=True,
+    help="Write into an --out that another model wrote (its manifest); its frames are replaced.",
+)
 @click.option("--shard", metavar="I/N", help="Do only shard I of N (0-based), for parallel jobs.")
 @click.option("--workers", type=click.IntRange(min=1), help="Reader and writer threads each.")
 @click.option(
@@ -102,6 +107,8 @@ def format_summary(s: GenerateSummary) -> str:
             f"{s.backend}{where}: {s.ms_per_frame:.2f} ms/frame end to end, {compute} ms/frame "
             f"compute, model loaded in {s.load_s:.2f} s"
         )
+    if s.stopped:
+        lines.append(f"stopped early: {s.stopped}")
     if s.failed:
         lines.append("failed:")
         for path, reason in s.failed:  # one line each, whatever the file name holds

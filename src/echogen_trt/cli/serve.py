@@ -7,14 +7,18 @@ from typing import Any
 import click
 
 from echogen_trt.errors import BackendUnavailable
-from echogen_trt.runtime.registry import BACKENDS
+from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 
 
 @click.command("serve")
 @click.option(
-    "--model", "-m", required=True, type=click.Path(dir_okay=False), help="An .engine/.onnx/.pt."
+    "--model",
+    "-m",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help=f"{describe_suffixes().capitalize()}.",
 )
-@click.option("--backend", type=click.Choice(["auto", *BACKENDS]), help="Default: from suffix.")
+@click.option("--backend", type=click.Choice([AUTO, *names()]), help="Default: from suffix.")
 @click.option(
     "--host",
     default="127.0.0.1",

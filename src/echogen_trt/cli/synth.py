@@ -64,6 +64,10 @@ def synth(
     sequences) as a CAMUS tree that `train`, `demo` and the benchmarks read like the real data."""
     from echogen_trt.data.synth import synthesize_dataset
 
+    if preview is not None:
+        from echogen_trt.data.preview import check_sheet_path
+
+        check_sheet_path(preview, "--preview")  # before minutes of writing the dataset
     options: dict[str, Any] = {"patients": patients, "layout": layout, "seed": seed,
                                "views": views, "workers": workers}  # fmt: skip
     summary = synthesize_dataset(

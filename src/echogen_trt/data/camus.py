@@ -1,6 +1,6 @@
 """Read CAMUS patient views from either public layout into `ViewRecord`s in display order.
 
-Both releases are supported (reference.md section 1):
+Both releases are supported (docs/reference.md section 1):
 
 - "mhd": the 2019 challenge tree, ``training/`` and ``testing/`` of MetaImage .mhd/.raw pairs.
   SimpleITK returns display order; frames carry a singleton third axis that is squeezed.

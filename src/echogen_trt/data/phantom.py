@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from echogen_trt.artifacts.labels import LABEL_NAMES
 from echogen_trt.data import anatomy as an
 from echogen_trt.data import speckle as sp
 from echogen_trt.data.records import ViewRecord
@@ -148,7 +149,7 @@ def _render_view(
         heart = an.blend(plan.ed, plan.es, 0.5 - 0.5 * float(np.cos(np.pi * s)))
         shapes = an.contours(heart)
         frames.append(plan.scanner.render(_paint(shapes, plan.look), float(s)))
-        masks.append(_mask(shapes, plan.sector, plan.scanner.fan))
+        masks.append(draw_labels(shapes, plan.sector, plan.scanner.fan))
     rec = ViewRecord(
         patient=patient,
         view=plan.view,
@@ -163,11 +164,14 @@ def _render_view(
     return rec
 
 
-def _mask(shapes: dict[str, np.ndarray], sector: sp.Sector, fan: np.ndarray) -> np.ndarray:
-    """CAMUS labels at the native size: LA 3, myocardium 2, LV cavity 1 (drawn in that order)."""
+def draw_labels(shapes: dict[str, np.ndarray], sector: sp.Sector, fan: np.ndarray) -> np.ndarray:
+    """CAMUS labels of anatomy contours (`anatomy.contours`, keyed by `LABEL_NAMES`) on the
+    sector's grid, drawn from the highest label down (LA 3, myocardium 2, LV cavity 1) so the
+    cavity lies on top; zero outside the fan. Phantom trees and serve's sliders both draw so."""
     mask = np.zeros((sector.rows, sector.cols), np.uint8)
-    for name, label in (("la", 3), ("myo", 2), ("lv", 1)):
-        cv2.fillPoly(mask, [_fixed(sector.to_pixels(shapes[name]))], label, cv2.LINE_8, 4)
+    for label in sorted(set(LABEL_NAMES) - {0}, reverse=True):
+        points = _fixed(sector.to_pixels(shapes[LABEL_NAMES[label]]))
+        cv2.fillPoly(mask, [points], label, cv2.LINE_8, 4)
     mask[~fan] = 0
     return mask
 

@@ -8,6 +8,7 @@ view, phase and image quality.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 from echogen_trt.artifacts.labels import PALETTE
 from echogen_trt.data.records import ViewRecord
 from echogen_trt.errors import ConfigError, DataError
+from echogen_trt.fileio import check_outputs, show_path
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ def contact_sheet(
         )
     if phase not in ("ED", "ES"):
         raise ConfigError(f"contact sheet phase | {phase!r}. Expected 'ED' or 'ES'.")
+    check_sheet_path(out_png)
     records = _records(source, n, view)
     cells = [_pair(rec, phase, size) for rec in records[:n]]
     blank = np.zeros_like(cells[0])
@@ -53,6 +56,18 @@ def contact_sheet(
     if not cv2.imwrite(str(out), np.vstack(rows)):
         raise DataError(f"contact sheet {out} | could not be written. Hint: use a .png path.")
     logger.info("contact sheet with %d pairs written to %s", len(cells), out)
+    return out
+
+
+def check_sheet_path(out_png: str | os.PathLike[str], what: str = "contact sheet") -> Path:
+    """ConfigError (before any work) unless `out_png` names an image file OpenCV can write."""
+    out = Path(out_png)
+    check_outputs({what: out}, inputs={})
+    if not cv2.haveImageWriter(str(out)):
+        raise ConfigError(
+            f"{what} {show_path(out)} | no image suffix OpenCV can write ({out.suffix or 'none'})"
+            f". Expected e.g. .png or .jpg. Hint: --preview {out.stem or 'sheet'}.png"
+        )
     return out
 
 

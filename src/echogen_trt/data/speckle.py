@@ -1,4 +1,5 @@
-"""Convolution speckle model: an echogenicity map becomes a B-mode sector image (reference.md s. 4).
+"""Convolution speckle model: an echogenicity map becomes a B-mode sector image
+(docs/reference.md section 4).
 
 The map (painted in mm on a coarse Cartesian grid, `PaintGrid`) is sampled on a polar grid of the
 sector, multiplied as sqrt(echogenicity) with complex Gaussian scatterers, blurred by an

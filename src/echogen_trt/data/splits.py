@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from echogen_trt.data.camus import detect_layout, list_patients
@@ -83,13 +84,23 @@ def resolve_split(root: Path, source: str = "auto") -> dict[str, list[str]]:
     """The split to use for a tree.
 
     "auto" takes the official files when root/database_split/ has them, else the reference
-    split (of the training/ patients in the 2019 layout, of every patient in the 2023 one).
+    split (of the training/ patients in the 2019 layout, of every patient in the 2023 one). Some
+    but not all of the files is a DataError: falling back would silently change the held-out
+    patients (a model trained on the official split would be judged on its training patients).
     """
     root = Path(root)
     if source == "auto":
-        has_files = all((root / SPLIT_DIR / name).is_file() for name in SPLIT_FILES.values())
-        source = "official" if has_files else "reference"
-        logger.debug("split source for %s: %s", root, source)
+        present = [n for n in SPLIT_FILES.values() if (root / SPLIT_DIR / n).is_file()]
+        if present and len(present) < len(SPLIT_FILES):
+            missing = [n for n in SPLIT_FILES.values() if n not in present]
+            raise DataError(
+                f"split files {root / SPLIT_DIR} | {', '.join(missing)} missing while "
+                f"{', '.join(present)} present: a partial official split. Expected all of "
+                f"{', '.join(SPLIT_FILES.values())}. Hint: restore the missing file, or choose "
+                "--split-source reference explicitly (its held-out patients differ)."
+            )
+        source = "official" if present else "reference"
+        logger.info("split source for %s: %s", root, source)
     if source == "official":
         return official_split(root)
     if source == "reference":
@@ -140,3 +151,18 @@ def _checked(split: dict[str, list[str]], source: str) -> dict[str, list[str]]:
                 )
             seen[patient] = key
     return split
+
+
+def check_disjoint(
+    fit: tuple[str, Sequence[str]], judge: tuple[str, Sequence[str]], source: str
+) -> None:
+    """DataError naming the overlap when patients that train or calibrate (`fit`, as
+    (name, ids)) also judge (`judge`): the score would be measured on data the model has seen."""
+    common = sorted(set(fit[1]) & set(judge[1]))
+    if common:
+        shown = ", ".join(common[:5]) + (f", ... ({len(common)} in all)" if len(common) > 5 else "")
+        raise DataError(
+            f"{source} | the {fit[0]} and {judge[0]} patients overlap: {shown}. Expected "
+            f"disjoint sets, so that {judge[0]} judges unseen patients. Hint: fix the split "
+            "(database_split/ files or --split-source)."
+        )

@@ -44,7 +44,12 @@ from echogen_trt.data.camus_write import (
 )
 from echogen_trt.data.phantom import patient_id, synth_patient
 from echogen_trt.errors import ConfigError, DataError, InternalError
-from echogen_trt.fileio import ensure_dir, remove_stale_temps, write_text_atomic
+from echogen_trt.fileio import (
+    ensure_dir,
+    exclusive_folder,
+    remove_stale_temps,
+    write_text_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +170,20 @@ def synthesize_dataset(
     _check_args(patients, layout, seed, views, workers)
     splits = split_patients(patients)
     plan = plan_files(layout, splits, views, with_sequence)
+    if not root.exists():
+        ensure_dir(root, "synth output")  # to lock it; an empty new folder is all a refusal leaves
+    if not root.is_dir():
+        _prepare(root, plan, overwrite)  # refuses a file in the way
+    with exclusive_folder(root, "synth output"):  # a concurrent run would delete our files
+        return _synthesize(root, plan, splits, overwrite, layout, seed, patients, views,
+                           with_sequence, workers, progress)  # fmt: skip
+
+
+def _synthesize(
+    root: Path, plan: Written, splits: dict[str, list[str]], overwrite: bool, layout: str,
+    seed: int, patients: int, views: tuple[str, ...], with_sequence: bool, workers: int,
+    progress: bool,
+) -> SynthSummary:  # fmt: skip
     mixed = _prepare(root, plan, overwrite)
     test = set(splits["test"])
     jobs = [

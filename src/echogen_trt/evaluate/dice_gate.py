@@ -12,10 +12,11 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from echogen_trt.evaluate import cache
 from echogen_trt.evaluate.protocol import EvalConfig, evaluate_generator
-from echogen_trt.export.int8 import Gate
+from echogen_trt.export.int8 import Gate, Int8Result, export_int8
 from echogen_trt.export.verify import Check
 
 log = logging.getLogger(__name__)
@@ -67,3 +68,18 @@ def dice_drop_gate(
         )
 
     return gate
+
+
+def export_int8_gated(
+    ckpt_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    calibrate: str | os.PathLike[str],
+    dice_gate: bool = True,
+    **options: Any,
+) -> Int8Result:
+    """`export.int8.export_int8` with both of its gates: the PSNR gate and, unless
+    dice_gate=False, the segmentation-consistency Dice gate on the `calibrate` tree. What
+    `export --precision int8` runs; a library caller gets the same check by default."""
+    gates = [dice_drop_gate(calibrate)] if dice_gate else []
+    return export_int8(ckpt_path, out_path, calibrate=calibrate, gates=gates, **options)

@@ -35,7 +35,8 @@ from tqdm import tqdm
 
 from echogen_trt.artifacts.labels import DEFAULT_EXPERIMENT, select_labels
 from echogen_trt.data.dataset import load_pairs
-from echogen_trt.errors import ConfigError, InputMismatch, TrainingError
+from echogen_trt.data.splits import check_disjoint
+from echogen_trt.errors import ConfigError, InputMismatch, OutputError, TrainingError
 from echogen_trt.evaluate import cache
 from echogen_trt.evaluate.dice import dice_per_image, structures_for
 from echogen_trt.evaluate.distance import mean_distances
@@ -154,6 +155,10 @@ def load_frames(
     )  # fmt: skip
 
 
+def _patients(frames: FrameSet) -> list[str]:
+    return sorted({i.split(" ")[0] for i in frames.ids})
+
+
 def generate_frames(
     generate: FrameFn, masks: np.ndarray, batch: int, progress: bool, desc: str
 ) -> np.ndarray:
@@ -206,9 +211,13 @@ def obtain_segmenter(
             desc=f"train {kind} segmenter (seed {seed})",
         )  # fmt: skip
         info = {"n_frames": len(images), "size": list(images.shape[1:])}
-        if path is not None:
-            save_segmenter(model, cfg.segmenter, path, info)
         status = "trained" if path is not None else "trained (not cached)"
+        if path is not None:
+            try:
+                save_segmenter(model, cfg.segmenter, path, info)
+            except OutputError as err:  # a full disk must not lose the evaluation
+                log.warning("%s segmenter not cached: %s", kind, err)
+                status = "trained (not cached: the cache could not be written)"
     info = {
         **info, "cache": status, "path": str(path) if path else None, "key": key, "seed": seed,
         "params": count_params(model), "seconds": round(time.perf_counter() - start, 2),
@@ -339,6 +348,7 @@ def evaluate_generator(
 
     test = load_frames(root, cfg.split, cfg, size, progress)
     train = load_frames(root, "train", cfg, size, progress)
+    check_disjoint(("training", _patients(train)), (cfg.split, _patients(test)), f"data {root}")
     lap("load")
     fake = generate_frames(generate, test.masks, cfg.batch_size, progress, f"generate {cfg.split}")
     region = sector(test.images)

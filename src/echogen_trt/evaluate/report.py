@@ -44,6 +44,7 @@ ANCHORS: list[tuple[str, dict[str, Any]]] = [
     ),
 ]
 EXAMPLES_PNG = "examples.png"
+REPORT_FILES = ("evaluation.json", EXAMPLES_PNG, "report.md")  # what write_report writes
 
 
 def _finite(value: Any) -> Any:

@@ -13,9 +13,11 @@ from typing import Any
 
 from echogen_trt.evaluate import cache
 from echogen_trt.evaluate.protocol import EvalConfig, evaluate_generator
-from echogen_trt.evaluate.report import json_text, write_report
-from echogen_trt.fileio import sha256_file, write_text_atomic
+from echogen_trt.evaluate.report import REPORT_FILES, json_text, write_report
+from echogen_trt.fileio import check_outputs, sha256_file, write_text_atomic
+from echogen_trt.option_values import check_seed
 from echogen_trt.runtime.mask_to_echo import MaskToEcho
+from echogen_trt.runtime.model_files import model_files
 
 
 def eval_config(
@@ -59,6 +61,9 @@ def run_evaluation(
     `config`'s. With `out_dir`, writes evaluation.json, report.md and examples.png there; with
     `json_out`, the summary as JSON to that file. Returns the summary dict (JSON-ready).
     """
+    _check_outputs(data_root, model_path, out_dir, json_out)
+    if seed is not None:
+        check_seed(seed)
     cfg = config or EvalConfig()
     cfg = replace(
         cfg, split=split if split is not None else cfg.split,
@@ -81,3 +86,19 @@ def run_evaluation(
     if json_out is not None:
         write_text_atomic(Path(json_out), json_text(result.summary) + "\n")
     return result.summary
+
+
+def _check_outputs(
+    data_root: str | Path,
+    model: str | Path,
+    out_dir: str | Path | None,
+    json_out: str | Path | None,
+) -> None:
+    """Before any work: --json and the report's files are neither the model (nor its siblings)
+    nor inside the dataset (`evaluate --report DATA` would write into the tree)."""
+    report = {} if out_dir is None else {f"--report's {n}": Path(out_dir) / n for n in REPORT_FILES}
+    check_outputs(
+        {"--json": json_out, **report},
+        inputs={**{f"{k} {v}": v for k, v in model_files(model).items()}, "dataset": data_root},
+        folders={"--report": out_dir},
+    )

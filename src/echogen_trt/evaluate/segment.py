@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from echogen_trt.errors import CheckpointError, ConfigError, DataError
-from echogen_trt.fileio import atomic_write
 from echogen_trt.models.segmenter import N_CLASSES, SegmenterUNet
+from echogen_trt.train.checkpoint import save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +214,7 @@ def save_segmenter(
         "info": info,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    with atomic_write(path) as handle:
-        torch.save(state, handle)
-    return Path(path)
+    return save_checkpoint(state, path)  # a full disk: one-line OutputError, not torch's
 
 
 def load_segmenter(path: Path, device: str = "cpu") -> tuple[SegmenterUNet, dict[str, Any]]:

@@ -28,7 +28,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -40,13 +39,17 @@ import numpy as np
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.artifacts.onnx_file import load_model as load_onnx
 from echogen_trt.artifacts.onnx_file import save_model, write_meta
-from echogen_trt.artifacts.openvino_ir import load_model, save_ir, weights_path
+from echogen_trt.artifacts.openvino_ir import IR_SUFFIX, load_model, save_ir, weights_path
 from echogen_trt.artifacts.precision import EXPORT_DEFAULT, FP32, INT8
+from echogen_trt.data.splits import check_disjoint
 from echogen_trt.errors import BackendUnavailable, ConfigError, ExportError
 from echogen_trt.export.verify import Check, VerificationFailed, VerifyReport
-from echogen_trt.fileio import check_output_path
+from echogen_trt.fileio import check_output_path, check_outputs, locked_temp_dir
 from echogen_trt.metrics import psnr_db
-from echogen_trt.runtime.registry import open_backend
+from echogen_trt.runtime.mask_to_echo import MaskToEcho
+from echogen_trt.runtime.model_files import model_files
+from echogen_trt.runtime.model_tensors import batch_from_masks
+from echogen_trt.runtime.registry import ONNX_SUFFIX, resolve_kind
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +98,7 @@ class Int8Result:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (the CLI's --json output)."""
-        ir = self.path.suffix.lower() == ".xml"
+        ir = self.path.suffix.lower() == IR_SUFFIX
         return {
             "path": str(self.path),
             "format": "openvino ir" if ir else "onnx (onnxruntime)",
@@ -168,7 +171,13 @@ def quantize(model: Any, calibration: np.ndarray, recipe: Int8Recipe) -> tuple[A
     return quantized, ignored
 
 
-def masks_from_tree(
+def masks_from_tree(root: str | os.PathLike[str], split: str, **options: Any) -> np.ndarray:
+    """uint8 (N, H, W) masks of one split of a CAMUS-layout tree, unkept labels zeroed
+    (`split_masks`' options: experiment, size, view, phases, split_source)."""
+    return split_masks(root, split, **options)[0]
+
+
+def split_masks(
     root: str | os.PathLike[str],
     split: str,
     *,
@@ -177,32 +186,26 @@ def masks_from_tree(
     view: str = "4CH",
     phases: Sequence[str] = ("ED", "ES"),
     split_source: str = "auto",
-) -> np.ndarray:
-    """uint8 (N, H, W) masks of one split of a CAMUS-layout tree, unkept labels zeroed."""
+) -> tuple[np.ndarray, list[str]]:
+    """(uint8 (N, H, W) masks of one split, unkept labels zeroed, their patients): the patients
+    let the caller check that calibration and held-out sets are disjoint."""
     from echogen_trt.data.dataset import load_pairs
 
     sets = [
         load_pairs(
             Path(root), experiment=experiment, split=split, view=view, phase=phase,
             size=size, split_source=split_source,
-        ).masks
+        )
         for phase in phases
     ]  # fmt: skip
-    return np.concatenate(sets)
+    return np.concatenate([s.masks for s in sets]), sorted({p for s in sets for p in s.patients})
 
 
-def _inputs(masks: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(masks[:, None].astype(np.float32))
-
-
-def _run(path: Path, x: np.ndarray, kind: str, batch: int = 8) -> np.ndarray:
-    """float (N, 1, H, W) outputs of `path` served by the `kind` backend."""
-    with open_backend(path, kind) as backend:
-        name_in, name_out = backend.meta.input_name, backend.meta.output_name
-        outs = [
-            backend.infer({name_in: x[i : i + batch]})[name_out] for i in range(0, len(x), batch)
-        ]
-    return np.concatenate(outs)
+def _run(path: Path, masks: np.ndarray, kind: str, batch: int = 8) -> np.ndarray:
+    """float (N, 1, H, W) outputs of `path` served by the `kind` backend, through the runtime's
+    one path from masks (labels selected, batched as `generate` does)."""
+    with MaskToEcho(path, kind, batch_size=batch) as gen:
+        return gen.outputs(masks, check_labels=False)
 
 
 def check_int8_options(
@@ -270,13 +273,17 @@ def export_int8(
     start = time.perf_counter()
     recipe = (recipe or Int8Recipe()).check()
     out = Path(out_path)
-    check_output_path(out, inputs=[ckpt_path], suffixes=(".xml", ".onnx"), what="INT8 output")
-    ir = out.suffix.lower() == ".xml"
+    check_output_path(
+        out, inputs=[ckpt_path], suffixes=(IR_SUFFIX, ONNX_SUFFIX), what="INT8 output"
+    )
+    inputs = {f"checkpoint {ckpt_path}": ckpt_path, f"--calibrate tree {calibrate}": calibrate}
+    check_outputs(model_files(out, "INT8 output"), inputs=inputs)  # the .bin too
+    ir = out.suffix.lower() == IR_SUFFIX
     if ir:
         require_nncf()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".int8-", dir=out.parent) as tmp:
-        fp32_onnx = Path(tmp) / "fp32.onnx"
+    with locked_temp_dir(out.parent, ".int8-") as tmp:  # also removes a killed run's folder
+        fp32_onnx = Path(tmp) / f"fp32{ONNX_SUFFIX}"
         [fp32] = export_checkpoint(ckpt_path, fp32_onnx, precision=FP32)
         meta = fp32.meta
         if meta.io != "float":
@@ -285,19 +292,20 @@ def export_int8(
         int8_meta = replace(meta, precision=INT8)
         staged = Path(tmp) / out.name
         if ir:
-            quantized, ignored = quantize(load_model(fp32_onnx), _inputs(calib), recipe)
+            quantized, ignored = quantize(
+                load_model(fp32_onnx), batch_from_masks(calib, meta), recipe
+            )
             save_ir(quantized, staged, int8_meta)
         else:
             from echogen_trt.export.ort_int8 import quantize_onnx
 
-            ignored = quantize_onnx(fp32_onnx, staged, _inputs(calib))
+            ignored = quantize_onnx(fp32_onnx, staged, batch_from_masks(calib, meta))
             proto = load_onnx(staged)
             write_meta(proto, int8_meta)
             save_model(proto, staged)
-        kind = "openvino" if ir else "onnxrt"
-        x = _inputs(held)
+        kind = resolve_kind(staged)  # the FP32 reference runs on the INT8 file's backend too
         report = VerifyReport(out, INT8, meta.io, None, len(held))
-        fp32_out, int8_out = _run(fp32_onnx, x, kind), _run(staged, x, kind)
+        fp32_out, int8_out = _run(fp32_onnx, held, kind), _run(staged, held, kind)
         report.checks.append(psnr_gate(fp32_out, int8_out, min_psnr_db))
         report.checks += [gate(fp32_onnx, staged) for gate in gates]
         result = Int8Result(
@@ -315,6 +323,11 @@ def export_int8(
     result.seconds = time.perf_counter() - start
     if result.forced:
         result.notes.append("written with --force although the accuracy gate failed")
+    if not gates:
+        result.notes.append(
+            "only the PSNR gate ran: evaluate.dice_gate.export_int8_gated adds the "
+            "segmentation-consistency Dice gate (what `export --precision int8` runs)"
+        )
     log.info("wrote %s (int8, %.1f MB) in %.1f s", out, result.size_bytes / 1e6, result.seconds)
     return result
 
@@ -330,10 +343,13 @@ def _mask_sets(
     size = tuple(meta.input_size)
     if root is not None:
         kwargs: dict[str, Any] = {"experiment": meta.experiment, "size": size}
+        fit: list[str] = []
+        judge: list[str] = []
         if calibration is None:
-            calibration = masks_from_tree(root, "train", split_source=split_source, **kwargs)
+            calibration, fit = split_masks(root, "train", split_source=split_source, **kwargs)
         if heldout is None:
-            heldout = masks_from_tree(root, "test", split_source=split_source, **kwargs)
+            heldout, judge = split_masks(root, "test", split_source=split_source, **kwargs)
+        check_disjoint(("calibration", fit), ("held-out", judge), f"--calibrate {root}")
     if calibration is None or heldout is None:
         raise ConfigError(
             "int8 export | no masks to calibrate on. Expected --calibrate DATA, a CAMUS-layout "

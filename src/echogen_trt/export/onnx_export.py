@@ -40,6 +40,7 @@ from echogen_trt.export.export_result import ExportResult, save_export
 from echogen_trt.export.fp16 import convert_file_fp16, convert_to_fp16
 from echogen_trt.export.verify import verify_onnx
 from echogen_trt.fileio import check_output_path
+from echogen_trt.runtime.registry import ONNX_SUFFIX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +60,7 @@ QUIET_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
 def fp16_path_for(path: str | os.PathLike[str]) -> Path:
     """model.onnx -> model.fp16.onnx, the FP16 sibling `--precision both` writes."""
     path = Path(path)
-    return path.with_name(f"{path.stem}.fp16{path.suffix or '.onnx'}")
+    return path.with_name(f"{path.stem}.fp16{path.suffix or ONNX_SUFFIX}")
 
 
 # --- export (torch) ------------------------------------------------------------------------
@@ -250,7 +251,7 @@ def export_checkpoint(
 
     outputs = [out_path, fp16_path_for(out_path)] if precision == BOTH else [out_path]
     for out in outputs:
-        check_output_path(out, inputs=[ckpt_path], suffixes=(".onnx",), what="ONNX output")
+        check_output_path(out, inputs=[ckpt_path], suffixes=(ONNX_SUFFIX,), what="ONNX output")
     generator, info = load_generator(ckpt_path)
     meta = meta_from_checkpoint_info(info, fused_io=fused_io)
     first = FP32 if precision == BOTH else precision

@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from echogen_trt import __version__
-from echogen_trt.artifacts import cuda_mem
 from echogen_trt.artifacts import provenance as pv
 from echogen_trt.artifacts.precision import FP32
-from echogen_trt.artifacts.trt_api import shared_logger, trt_errors, trt_version
 from echogen_trt.errors import EngineBuildError
 from echogen_trt.export.timing_cache import attach_timing_cache, save_timing_cache
 from echogen_trt.export.trt_inspect import check_precision, inspect_engine
@@ -34,8 +32,12 @@ from echogen_trt.export.trt_version_policy import (
     require_dla,
     typing_plan,
 )
-from echogen_trt.fileio import check_distinct, check_output_path, write_bytes_atomic
+from echogen_trt.fileio import check_distinct, check_output_path, check_outputs, write_bytes_atomic
 from echogen_trt.runtime import availability
+from echogen_trt.runtime.gpu import cuda_mem
+from echogen_trt.runtime.gpu.trt_api import shared_logger, trt_errors, trt_version
+from echogen_trt.runtime.model_files import model_files
+from echogen_trt.runtime.registry import ENGINE_SUFFIXES
 
 if TYPE_CHECKING:
     import tensorrt as trt_t
@@ -209,11 +211,14 @@ def build_engine(
     `cuda` inject a TensorRT module and a CudaApi (tests); by default the installed ones are used.
     """
     opts = resolve_options(**options)
-    engine_path = Path(out_path) if out_path is not None else Path(onnx_path).with_suffix(".engine")
+    engine_path = (
+        Path(out_path) if out_path is not None else Path(onnx_path).with_suffix(ENGINE_SUFFIXES[0])
+    )
     check_distinct(opts.timing_cache, {"ONNX input": onnx_path, "engine output": engine_path},
                    what="--timing-cache")  # fmt: skip
     info = read_onnx(onnx_path)
-    check_output_path(engine_path, inputs=[info.path], suffixes=(".engine", ".plan"), what="engine")
+    check_output_path(engine_path, inputs=[info.path], suffixes=ENGINE_SUFFIXES, what="engine")
+    check_outputs(model_files(engine_path, "engine"), inputs={f"ONNX input {info.path}": info.path})
     trt = trt if trt is not None else availability.require_tensorrt()
     cuda = cuda if cuda is not None else cuda_mem.get_cuda_api()
     gpu = cuda_mem.require_device(cuda, device)

@@ -13,8 +13,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from echogen_trt.artifacts.precision import FP16
-from echogen_trt.artifacts.trt_api import dims, numpy_dtype, shared_logger, trt_errors
 from echogen_trt.errors import EngineBuildError
+from echogen_trt.runtime.gpu.trt_api import dims, numpy_dtype, shared_logger, trt_errors
 
 if TYPE_CHECKING:
     import tensorrt as trt_t

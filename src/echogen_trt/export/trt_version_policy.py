@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from echogen_trt.artifacts.precision import FP16, FP32
-from echogen_trt.artifacts.trt_api import trt_version
 from echogen_trt.errors import EngineBuildError, InternalError
+from echogen_trt.runtime.gpu.trt_api import trt_version
 
 
 @dataclass(frozen=True)

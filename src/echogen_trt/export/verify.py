@@ -24,14 +24,13 @@ import logging
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 
-from echogen_trt.artifacts.labels import select_labels
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.artifacts.onnx_file import input_batch, load_model, read_meta
 from echogen_trt.artifacts.precision import FP16
@@ -39,7 +38,8 @@ from echogen_trt.data.phantom_masks import phantom_mask
 from echogen_trt.errors import ExportError
 from echogen_trt.export.ops import unsupported_ops
 from echogen_trt.metrics import psnr_db
-from echogen_trt.runtime.model_tensors import pad_batch
+from echogen_trt.runtime.mask_to_echo import MaskToEcho
+from echogen_trt.runtime.model_tensors import batch_from_masks
 
 log = logging.getLogger(__name__)
 
@@ -148,33 +148,10 @@ def _as_reference(reference: Any) -> Reference | None:
 # --- running the model ---------------------------------------------------------------------
 
 
-def _model_inputs(masks: np.ndarray, meta: ModelMeta) -> np.ndarray:
-    """What the file takes: raw uint8 (N, H, W) for io=uint8, else float (N, 1, H, W) selected."""
-    if meta.io == "uint8":
-        return masks
-    return select_labels(masks, meta.kept_labels)[:, None].astype(np.float32)
-
-
-def _run(session: Any, x: np.ndarray, batch: int | None) -> np.ndarray:
-    """Run `x` through the session, in chunks of a fixed batch (last chunk padded)."""
-    name = session.get_inputs()[0].name
-    if batch is None:
-        return np.asarray(session.run(None, {name: x})[0])
-    outs = []
-    for start in range(0, len(x), batch):
-        chunk = x[start : start + batch]
-        outs.append(session.run(None, {name: pad_batch(chunk, batch)})[0][: len(chunk)])
-    return np.concatenate(outs)
-
-
-def _session(model: onnx.ModelProto) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(
-        model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
-    )
+def _open(path: Path, n_masks: int) -> MaskToEcho:
+    """The file on ONNX Runtime's CPU provider through the runtime's one path from masks to
+    outputs (label selection, packing, the fixed-batch padding rule), as `generate` serves it."""
+    return MaskToEcho(path, batch_size=max(n_masks, 1), providers=["cpu"]).open()
 
 
 # --- the checks ----------------------------------------------------------------------------
@@ -239,9 +216,9 @@ def _check_range(y: np.ndarray, io: str) -> Check:
     return Check("output range", f"[{lo:.4f}, {hi:.4f}]", "finite, within [0, 1]", ok=ok)
 
 
-def _check_batch(session: Any, x: np.ndarray, y: np.ndarray, meta: ModelMeta) -> Check:
+def _check_batch(gen: MaskToEcho, x: np.ndarray, y: np.ndarray, meta: ModelMeta) -> Check:
     """Batch 1 must give what the same mask gives inside a batch (dynamic axis really works)."""
-    single = np.asarray(session.run(None, {session.get_inputs()[0].name: x[:1]})[0])
+    single = gen.outputs(x[:1], check_labels=False)
     diff = float(np.abs(single.astype(np.float64) - y[:1].astype(np.float64)).max())
     if meta.io == "uint8":
         bound: float = UINT8_MAX_DIFF
@@ -302,7 +279,7 @@ def verify_onnx(
     report.checks += [_check_checker(model), _check_ops(model), _check_io(model, meta)]
     if report.ok:  # only a well-formed file with the promised signature can be run
         report.checks += _numeric_checks(
-            model, meta, masks, batch, reference, max_abs_err, min_psnr_db
+            path, meta, masks, batch, reference, max_abs_err, min_psnr_db
         )
     log.info("verified %s: %s", path, "ok" if report.ok else "FAILED")
     if raise_on_failure and not report.ok:
@@ -311,7 +288,7 @@ def verify_onnx(
 
 
 def _numeric_checks(
-    model: onnx.ModelProto,
+    path: Path,
     meta: ModelMeta,
     masks: np.ndarray,
     batch: int | None,
@@ -319,15 +296,14 @@ def _numeric_checks(
     max_abs_err: float,
     min_psnr_db: float,
 ) -> list[Check]:
-    session = _session(model)
-    x = _model_inputs(masks, meta)
-    y = _run(session, x, batch)
-    checks = [_check_range(y, meta.io)]
-    if batch is None and len(x) > 1:
-        checks.append(_check_batch(session, x, y, meta))
+    with _open(path, len(masks)) as gen:
+        y = gen.outputs(masks, check_labels=False)
+        checks = [_check_range(y, meta.io)]
+        if batch is None and len(masks) > 1:
+            checks.append(_check_batch(gen, masks, y, meta))
     ref_fn = _as_reference(reference)
     if ref_fn is None:
         checks.append(Check("torch reference", "none given: comparison skipped", "-", ok=True))
         return checks
-    ref = ref_fn(select_labels(masks, meta.kept_labels)[:, None].astype(np.float32))
+    ref = ref_fn(batch_from_masks(masks, replace(meta, io="float")))
     return checks + _check_reference(y, ref, meta, max_abs_err, min_psnr_db)

@@ -65,7 +65,7 @@ def build_discriminator(arch: str = "patchgan", **options: Any) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable parameters, BN running-statistic elements), the numbers reference.md quotes."""
+    """(trainable parameters, BN running-statistic elements), as docs/reference.md quotes."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     stats = sum(
         b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))

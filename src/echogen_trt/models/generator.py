@@ -1,6 +1,6 @@
 """The reference Patch-cGAN generator: a plain encoder-decoder (Abdi et al. 2019, Keras code).
 
-Layer for layer the network that produced the paper's figures (reference.md section 2): 4x4 convs,
+Layer for layer the network that produced the paper's figures (docs/reference.md s. 2): 4x4 convs,
 TF-'same' padding, Keras BatchNorm (momentum 0.8 -> PyTorch 0.2, eps 1e-3), glorot-uniform
 weights, zero biases, no skips, no dropout, no noise. Depth follows `image_size` so that a 64x64
 test model comes from the same code as the 256x256 reference (7 down-blocks at 256, 5 at 64).

@@ -52,6 +52,27 @@ def require_tensorrt() -> Any:
     return trt
 
 
+CUDA_INSTALL_HINT = (
+    "desktop: `pip install 'cuda-python>=12,<13'` (13.x needs driver 580+) or `pip install "
+    "pycuda`; Jetson: `pip install pycuda` (builds from source: needs nvcc on PATH, "
+    "`export PATH=/usr/local/cuda/bin:$PATH`)."
+)
+# cuda-python's runtime module: `cuda.bindings.runtime` from 12.6, `cuda.cudart` in 12.0-12.5
+CUDA_PYTHON_MODULES = ("cuda.bindings.runtime", "cuda.cudart")
+PYCUDA_MODULE = "pycuda.driver"
+
+
+def cuda_bindings() -> list[str]:
+    """The CUDA Python bindings installed, of those the TensorRT backend can use ("cuda-python",
+    "pycuda"): the one answer the registry, doctor and the CUDA layer share."""
+    found = []
+    if any(has_module(name) for name in CUDA_PYTHON_MODULES):
+        found.append("cuda-python")
+    if has_module(PYCUDA_MODULE):
+        found.append("pycuda")
+    return found
+
+
 def module_version(name: str) -> str | None:
     """`name.__version__` if importable, else None. Imports the module."""
     if not has_module(name):

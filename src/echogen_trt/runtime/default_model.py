@@ -11,12 +11,9 @@ import logging
 from pathlib import Path
 
 from echogen_trt.errors import ConfigError
-from echogen_trt.runtime.registry import backend_availability, resolve_kind
+from echogen_trt.runtime.registry import backend_availability, records, resolve_kind
 
 log = logging.getLogger(__name__)
-
-# Most preferred first: an engine beats its ONNX source, which beats the checkpoint.
-MODEL_TIERS = (("*.engine", "*.plan"), ("*.onnx",), ("best.pt",))
 
 
 def find_default_model(cwd: Path) -> Path:
@@ -24,7 +21,7 @@ def find_default_model(cwd: Path) -> Path:
     runs = cwd / "runs"
     folders = [cwd, *sorted(p for p in runs.glob("*") if p.is_dir())] if runs.is_dir() else [cwd]
     seen: list[Path] = []
-    for patterns in MODEL_TIERS:
+    for patterns in model_tiers():
         found = sorted({f for d in folders for pat in patterns for f in d.glob(pat) if f.is_file()})
         seen += found
         if not found:
@@ -44,9 +41,16 @@ def find_default_model(cwd: Path) -> Path:
     unusable = ", ".join(show_relative(f, cwd) for f in seen)
     listed = f" (found but unusable here: {unusable})" if seen else ""
     raise ConfigError(
-        f"--model | none found in {cwd} or runs/*/{listed}. Expected an .engine, .onnx or "
-        "best.pt. Hint: pass --model PATH, or export one with `echogen-trt export`."
+        f"--model | none found in {cwd} or runs/*/{listed}. Expected one of "
+        f"{', '.join(p for tier in model_tiers() for p in tier)}. "
+        "Hint: pass --model PATH, or export one with `echogen-trt export`."
     )
+
+
+def model_tiers() -> list[tuple[str, ...]]:
+    """Glob patterns, most preferred first: an engine beats its ONNX source, which beats the
+    checkpoint (the records' `default_files`, in the table's order)."""
+    return [rec.default_files for rec in records() if rec.default_files]
 
 
 def show_relative(path: Path, cwd: Path) -> str:

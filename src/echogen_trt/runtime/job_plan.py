@@ -44,6 +44,9 @@ class Job:
     panel: Path | None  # the side-by-side check image, with --overlay
 
 
+_LOOP = "is a symlink loop (the link leads back to itself), so it names no mask. Hint: remove it"
+
+
 def collect_inputs(
     inputs: Iterable[str | os.PathLike[str]],
     *,
@@ -62,7 +65,12 @@ def collect_inputs(
         found, problems = _expand(text, recursive)
         failed += [(show_path(name), reason) for name, reason in problems]
         for item in found:
-            items.setdefault(item.path.resolve(), item)  # the same file named twice is read once
+            try:
+                real = item.path.resolve()
+            except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+                failed.append((show_path(item.path), _LOOP))
+                continue
+            items.setdefault(real, item)  # the same file named twice is read once
     kept, inside = split_inside(list(items.values()), exclude)
     if inside:
         log.info("%d file(s) inside the output folder %s are not read", len(inside), exclude)

@@ -45,25 +45,19 @@ def prepare_mask(mask: np.ndarray, meta: ModelMeta) -> np.ndarray:
     )
 
 
-def pack_batch(prepared: Sequence[np.ndarray], meta: ModelMeta, pad_to: int = 0) -> np.ndarray:
+def pack_batch(prepared: Sequence[np.ndarray], meta: ModelMeta) -> np.ndarray:
     """Stack prepared masks into the model's input: float32 (N, 1, H, W) or uint8 (N, H, W).
-
-    `pad_to` appends empty masks up to a fixed batch (engines and ONNX files with a static
-    batch); the caller drops the matching outputs.
-    """
+    A batch below the model's minimum is padded by `Backend.infer` (the one padding rule)."""
     if not prepared:
         raise InternalError("pack_batch called with no masks")
-    batch = pad_batch(np.stack(prepared), pad_to)
+    batch = np.stack(prepared)
     return batch[:, np.newaxis] if meta.io == "float" else batch
 
 
-def pad_batch(batch: np.ndarray, size: int) -> np.ndarray:
-    """`batch` with empty (all-background) items appended up to `size` along axis 0: the one
-    padding rule for models with a fixed batch; the caller drops the matching outputs."""
-    if size <= len(batch):
-        return batch
-    pad = np.zeros((size - len(batch), *batch.shape[1:]), dtype=batch.dtype)
-    return np.concatenate([batch, pad])
+def batch_from_masks(masks: np.ndarray | Sequence[np.ndarray], meta: ModelMeta) -> np.ndarray:
+    """N raw-label masks as one model input (prepared, then packed): what `MaskToEcho` feeds,
+    for callers that hand the batch to another library (INT8 calibration, a torch reference)."""
+    return pack_batch([prepare_mask(m, meta) for m in masks], meta)
 
 
 def frames_from_output(output: np.ndarray, meta: ModelMeta) -> np.ndarray:
@@ -78,7 +72,8 @@ def frames_from_output(output: np.ndarray, meta: ModelMeta) -> np.ndarray:
     if output.dtype == np.uint8:
         return output
     scaled = np.clip(output.astype(np.float32, copy=False), 0.0, 1.0) * 255.0
-    return np.rint(scaled).astype(np.uint8)
+    with np.errstate(invalid="ignore"):  # NaN: counted and refused by the caller (mask_to_echo)
+        return np.rint(scaled).astype(np.uint8)
 
 
 def restore_size(frame: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:

@@ -9,6 +9,7 @@ Frames are written atomically, so an interrupted run leaves only whole frames an
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from echogen_trt.errors import ConfigError, EchogenError, InputMismatch
 from echogen_trt.fileio import check_dir_creatable, ensure_dir, remove_stale_temps, show_path
-from echogen_trt.runtime import cine
+from echogen_trt.runtime import cine, out_manifest
 from echogen_trt.runtime.io import (
     MAX_PIXELS,
     is_out_of_memory,
@@ -43,8 +44,7 @@ from echogen_trt.runtime.job_plan import (
     shard_jobs,
     split_inside,
 )
-from echogen_trt.runtime.mask_to_echo import MaskToEcho
-from echogen_trt.runtime.model_tensors import restore_size
+from echogen_trt.runtime.mask_to_echo import MaskToEcho, nonfinite_error
 from echogen_trt.runtime.registry import resolve_kind
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class GenerateSummary:
     elapsed_s: float = 0.0
     load_s: float = 0.0  # opening the model (not in ms_per_frame)
     detail: str = ""  # e.g. the ONNX Runtime providers in use
+    stopped: str = ""  # why the run stopped before the end (a full disk), with how to resume
 
     @property
     def ok(self) -> bool:
@@ -107,6 +108,7 @@ def run_generate(
     workers: int | None = None,
     progress: bool = True,
     max_pixels: int = MAX_PIXELS,
+    replace_model: bool = False,
     **backend_opts: Any,
 ) -> GenerateSummary:
     """Generate one frame per mask file under `out_dir`, mirroring the inputs' relative paths.
@@ -114,6 +116,8 @@ def run_generate(
     Raises ConfigError (or OutputError for an --out that cannot be created) for an unsafe or
     empty plan before any work; per-input problems go to `summary.failed` and the run goes on.
     `out_dir` is created only once the model has loaded. Masks over `max_pixels` pixels fail.
+    `out_dir` records the model that wrote it; another model there is refused unless
+    `replace_model` (out_manifest).
     """
     _check_options(size, fmt, shard, workers)
     out = Path(out_dir)
@@ -141,6 +145,7 @@ def run_generate(
     jobs = shard_jobs(planned, shard)
     summary = GenerateSummary(str(model), resolve_kind(model, backend), str(out), total=len(jobs))
     summary.failed.extend(failed)
+    digest = out_manifest.check_manifest(out, model, replace=replace_model)
     _remove_stale_temps(jobs)  # of this run's targets only: what a killed run left mid-write
     if skip_existing:
         done = [j for j in jobs if _is_done(j)]
@@ -160,6 +165,7 @@ def run_generate(
             workers=workers or default_workers(),
             progress=progress,
             backend_opts=backend_opts,
+            digest=digest,
         )
     summary.failed.sort()
     return summary
@@ -212,11 +218,14 @@ def _serve(
     workers: int,
     progress: bool,
     backend_opts: dict[str, Any],
+    digest: str | None = None,
 ) -> None:
     start = time.perf_counter()
     with MaskToEcho(model, backend, batch_size, **backend_opts) as gen:
         summary.load_s = time.perf_counter() - start
         ensure_dir(out, "--out")  # only now: a model that fails to load leaves no folder
+        if digest is not None:
+            out_manifest.write_manifest(out, model, digest)
         summary.backend = gen.backend.name
         providers = getattr(gen.backend, "providers", None)
         summary.detail = ", ".join(providers) if providers else ""
@@ -291,7 +300,7 @@ class _Run:
         todo = iter(jobs)
         batch: list[tuple[Job, _Loaded]] = []
         frames = 0
-        while True:
+        while not self.summary.stopped:
             while len(pending) < prefetch and (job := next(todo, None)) is not None:
                 pending.append((job, readers.submit(self._read, job)))
             if not pending:
@@ -315,18 +324,24 @@ class _Run:
         return _Loaded(prepared, shape, masks if self.overlay else None)
 
     def _infer(self, batch: list[tuple[Job, _Loaded]], writers: ThreadPoolExecutor) -> None:
-        frames = self.gen.run_prepared([p for _, loaded in batch for p in loaded.prepared])
+        prepared = [p for _, loaded in batch for p in loaded.prepared]
+        frames = self.gen.run_prepared(prepared, allow_nonfinite=True)
+        bad = self.gen.last_nonfinite
         start = 0
         for job, loaded in batch:
-            mine = frames[start : start + len(loaded.prepared)]
-            start += len(loaded.prepared)
+            end = start + len(loaded.prepared)
+            mine, n_bad = frames[start:end], int(bad[start:end].sum())
+            start = end
+            if n_bad:  # NaN/Inf would be a black frame: fail the input, write nothing
+                self._fail(job, nonfinite_error(str(self.summary.model), n_bad, len(mine)))
+                continue
             self.writes.append((job, writers.submit(self._write, job, loaded, mine)))
         self._drain(2 * self.gen.batch_size + self.workers)
 
     def _write(self, job: Job, loaded: _Loaded, frames: np.ndarray) -> None:
         with _per_file_memory(job, "writing its frame"):
             if self.size == "original":
-                frames = np.stack([restore_size(frame, loaded.shape) for frame in frames])
+                frames = np.stack([self.gen.restore(frame, loaded.shape) for frame in frames])
             if loaded.sequence:
                 cine.write_sequence(job, list(frames), loaded.masks)
                 return
@@ -354,3 +369,18 @@ class _Run:
         self.summary.failed.append(entry)
         self.failed_here.append(entry)
         self.bar.update(1)
+        if _out_of_space(err) and not self.summary.stopped:  # every later frame would fail too
+            self.summary.stopped = (
+                "the disk is full, so the run stopped after the first frame that could not be "
+                "written. Hint: free space (or choose another --out), then rerun the same "
+                "command with --skip-existing to resume"
+            )
+            log.error("stopped: %s", self.summary.stopped)
+
+
+def _out_of_space(err: BaseException) -> bool:
+    """Whether `err` (or the OSError behind an OutputError) is a full disk or quota."""
+    for cause in (err, err.__cause__):
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+    return False

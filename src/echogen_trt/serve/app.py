@@ -26,10 +26,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from echogen_trt import __version__
+from echogen_trt.artifacts.labels import LABEL_TITLES
 from echogen_trt.artifacts.model_meta import ModelMeta
 from echogen_trt.errors import EchogenError, InternalError
+from echogen_trt.runtime import registry
 from echogen_trt.runtime.io import encode_frame
-from echogen_trt.runtime.model_tensors import prepare_mask, restore_size
 from echogen_trt.serve import phantom
 from echogen_trt.serve.batcher import Closed, DynamicBatcher
 from echogen_trt.serve.metrics import CONTENT_TYPE, ServerMetrics
@@ -83,7 +84,7 @@ def create_app(state: ServeState) -> ASGIApp:
             raise Closed("server | not serving (starting or stopping). Hint: retry shortly.")
         frame = await asyncio.wrap_future(state.batcher.submit(prepared))
         if size == "original":
-            frame = restore_size(frame, (int(mask.shape[0]), int(mask.shape[1])))
+            frame = state.batcher.gen.restore(frame, mask.shape)
         data = await run_in_threadpool(encode_frame, f"frame.{fmt}", frame)
         return Response(data, media_type=OUTPUT_FORMATS[fmt])
 
@@ -145,14 +146,20 @@ def model_info(state: ServeState) -> dict[str, Any]:
         ]
 
     meta = state.meta
+    record = registry.record(backend.name)
     return {
         "name": state.model_name,
-        "backend": backend.name,
+        "backend": record.name,
+        "backend_info": {
+            "title": record.title,
+            "suffixes": [*record.suffixes, *record.also_reads],
+            "precisions": list(record.precisions),
+        },
         "version": __version__,
         "inputs": specs(backend.inputs),
         "outputs": specs(backend.outputs),
         "meta": asdict(meta),
-        "labels": {"0": "background", "1": "LV", "2": "myocardium", "3": "LA"},
+        "labels": {str(value): title for value, title in LABEL_TITLES.items()},
         "batching": {
             "max_batch": state.batcher.max_batch,
             "max_delay_ms": state.batcher.max_delay_s * 1000.0,
@@ -190,7 +197,7 @@ def _decode(
     state: ServeState, body: bytes, kind: str, source: str
 ) -> tuple[np.ndarray, np.ndarray]:
     mask = mask_from_body(body, kind, state.limits, source)
-    return mask, prepare_mask(mask, state.meta)
+    return mask, state.batcher.gen.prepare(mask)
 
 
 async def _user_error(request: Request, err: Exception) -> Response:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-import cv2
 import numpy as np
 
 from echogen_trt.data import anatomy as an
 from echogen_trt.data import speckle as sp
+from echogen_trt.data.phantom import draw_labels
 from echogen_trt.serve.requests import RequestRejected
 
 DEPTH_MM = 165.0
@@ -88,13 +88,7 @@ def phantom_mask(shape: PhantomShape, size: tuple[int, int]) -> np.ndarray:
     rows, cols = size
     col_mm = DEPTH_MM * np.sin(HALF_ANGLE) / ((cols - 1) / 2)
     sector = sp.Sector(DEPTH_MM, HALF_ANGLE, rows, cols, (DEPTH_MM / (rows - 1), col_mm))
-    contours = an.contours(heart)
-    mask = np.zeros(size, np.uint8)
-    for name, label in (("la", 3), ("myo", 2), ("lv", 1)):
-        points = np.round(sector.to_pixels(contours[name]) * 16).astype(np.int32)
-        cv2.fillPoly(mask, [points], label, cv2.LINE_8, 4)
-    mask[~sector.fan()] = 0
-    return mask
+    return draw_labels(an.contours(heart), sector, sector.fan())
 
 
 def with_phase(shape: PhantomShape, phase: float) -> PhantomShape:

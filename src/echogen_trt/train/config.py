@@ -1,6 +1,6 @@
 """Training configuration: typed defaults in one block, JSON presets, CLI overrides.
 
-The defaults are the reference recipe (reference.md section 2). A preset file
+The defaults are the reference recipe (docs/reference.md section 2). A preset file
 (configs/<experiment>.json) and then command-line flags override them; unknown keys and values of
 the wrong type raise ConfigError naming the key. The resolved config is saved in the run folder
 (config.json) and in every checkpoint.
@@ -19,6 +19,7 @@ from typing import Any
 from echogen_trt.artifacts.labels import DEFAULT_EXPERIMENT, kept_labels
 from echogen_trt.errors import ConfigError
 from echogen_trt.fileio import write_bytes_atomic
+from echogen_trt.option_values import check_seed
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +130,13 @@ def read_preset(path: str | Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        values = json.loads(Path(path).read_text())
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             f"config {path} | not found. Hint: presets live in configs/<experiment>.json."
         ) from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"config {path} | not readable JSON ({err}).") from err
+    except (OSError, ValueError, RecursionError) as err:  # also bad UTF-8
+        raise ConfigError(f"config {path} | not readable JSON ({type(err).__name__}).") from err
     if not isinstance(values, dict):
         raise ConfigError(
             f"config {path} | top level is {type(values).__name__}. Expected a JSON object."
@@ -201,9 +202,17 @@ def previous_config(out: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        values = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"run config {path} | not readable JSON ({err}).") from err
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:  # also bad UTF-8
+        raise ConfigError(
+            f"run config {path} | not readable JSON ({type(err).__name__}). Hint: restore it, "
+            "or start a new run in another --out."
+        ) from err
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"run config {path} | top level is {type(values).__name__}. Expected the JSON "
+            "object train writes. Hint: restore it, or start a new run in another --out."
+        )
     return config_from_dict(values, f"run config {path}").to_dict()
 
 
@@ -223,6 +232,7 @@ def _choice(source: str, key: str, value: str, valid: tuple[str, ...]) -> None:
 def check_config(cfg: TrainConfig, source: str = "config") -> None:
     """Value checks that need no data and no torch: fail before any work."""
     kept_labels(cfg.experiment)
+    check_seed(cfg.seed, f"{source} seed")
     _choice(source, "amp", cfg.amp, AMP_MODES)
     _choice(source, "decoder_act", cfg.decoder_act, DECODER_ACTS)
     _choice(source, "image_interp", cfg.image_interp, IMAGE_INTERPS)

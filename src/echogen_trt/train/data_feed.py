@@ -38,7 +38,7 @@ def check_data_root(data: str) -> Path:
 def load_data(cfg: TrainConfig) -> tuple[Pairs, Pairs | None]:
     """Train and valid pairs of cfg.data; valid is None when the split has no valid patients."""
     from echogen_trt.data.dataset import load_pairs
-    from echogen_trt.data.splits import resolve_split
+    from echogen_trt.data.splits import check_disjoint, resolve_split
 
     root = check_data_root(cfg.data)
     size = (cfg.image_size, cfg.image_size)
@@ -55,7 +55,9 @@ def load_data(cfg: TrainConfig) -> tuple[Pairs, Pairs | None]:
     if not resolve_split(root, cfg.split_source).get("valid"):
         log.warning("%s has no validation patients: validating on the first training pairs", root)
         return train_set, None
-    return train_set, load_pairs(root, split="valid", **opts)
+    valid_set = load_pairs(root, split="valid", **opts)
+    check_disjoint(("train", train_set.patients), ("valid", valid_set.patients), f"data {root}")
+    return train_set, valid_set
 
 
 def as_tensors(pairs: Pairs, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -93,11 +93,12 @@ def trim_metrics(out: Path, step: int) -> int:
     if not path.is_file():
         return 0
     kept, dropped = [], 0
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for raw in path.read_bytes().splitlines():
         try:
+            line = raw.decode("utf-8")  # a non-UTF-8 byte: a damaged row, dropped like a cut one
             row = json.loads(line)
             keep = int(row["step"]) <= step
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError, OverflowError):
             keep = False
         if keep:
             kept.append(line)

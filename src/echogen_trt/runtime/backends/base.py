@@ -1,4 +1,4 @@
-"""One small interface for every inference backend (TensorRT, ONNX Runtime, PyTorch).
+"""One small interface for every inference backend (the registry's records name them).
 
 Template method, as in Polygraphy: the public `open/infer/close` do the state checks and the
 input validation; a backend writes only `_open`, `_infer` and `_close`. Construction is cheap and
@@ -101,21 +101,51 @@ class Backend(abc.ABC):
         """Largest batch the model accepts (None: unbounded). Engines override this."""
         return None
 
+    @property
+    def min_batch(self) -> int:
+        """Smallest batch the model accepts: a static batch dimension, else 1. Engines override
+        this with their profile's minimum. `infer` pads smaller batches up to it."""
+        spec = next(iter(self.inputs.values()), None)
+        return int(spec.shape[0]) if spec and spec.shape and spec.shape[0] is not None else 1
+
+    @property
+    def compute_device(self) -> str:
+        """ "cuda" or "cpu": where this (opened) backend does its arithmetic."""
+        return "cpu"
+
+    @property
+    def weights(self) -> str:
+        """What weights it runs, for reports: "file" (the model file's own) unless overridden."""
+        return "file"
+
+    @classmethod
+    def environment(cls) -> str:
+        """What this backend sees of the machine (devices, helper packages), for doctor; may
+        import the backend's package. Empty when there is nothing beyond the version."""
+        return ""
+
     # -- inference -------------------------------------------------------------------------
     def infer(
         self, feeds: dict[str, np.ndarray], *, check: bool = True, reuse_outputs: bool = False
     ) -> dict[str, np.ndarray]:
         """Run one batch. Validates names, dtypes and shapes unless check=False.
 
+        A batch smaller than `min_batch` (a static batch, an engine profile's minimum) is padded
+        with empty masks and the matching outputs are dropped: the one padding rule.
         Returns copies unless reuse_outputs=True (then the arrays may be overwritten by the next
         call). Sets `last_latency_ms` (wall time of this call, after the device is synchronised).
         """
         self._require_open("infer()")
+        count = len(next(iter(feeds.values()))) if feeds else 0
+        if 0 < count < self.min_batch:
+            feeds = {name: pad_batch(arr, self.min_batch) for name, arr in feeds.items()}
         if check:
             check_feeds(feeds, self._inputs, self.max_batch)
         start = time.perf_counter()
         out = self._infer(feeds)
         self.last_latency_ms = (time.perf_counter() - start) * 1e3
+        if 0 < count < self.min_batch:
+            out = {name: arr[:count] for name, arr in out.items()}
         if not reuse_outputs:
             out = {k: np.array(v, copy=True) for k, v in out.items()}
         return out
@@ -137,6 +167,14 @@ class Backend(abc.ABC):
     def _require_open(self, what: str) -> None:
         if not self._is_open:
             raise InternalError(f"{type(self).__name__} | {what} before open(). Call open() first.")
+
+
+def pad_batch(batch: np.ndarray, size: int) -> np.ndarray:
+    """`batch` with empty (all-zero: background) items appended up to `size` along axis 0."""
+    if size <= len(batch):
+        return batch
+    pad = np.zeros((size - len(batch), *batch.shape[1:]), dtype=batch.dtype)
+    return np.concatenate([batch, pad])
 
 
 def check_feeds(

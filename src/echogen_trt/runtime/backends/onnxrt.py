@@ -119,6 +119,11 @@ class OnnxRuntimeBackend(Backend):
         self._binding = (self._device_type == "cuda") if want_binding is None else want_binding
         log.debug("onnxrt | %s on %s (io binding: %s)", path.name, self.providers, self._binding)
 
+    @property
+    def compute_device(self) -> str:
+        self._require_open("compute_device")
+        return self._device_type
+
     def _session_options(self, ort: Any) -> Any:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -21,6 +21,7 @@ import numpy as np
 
 from echogen_trt.artifacts.openvino_ir import load_model, read_meta
 from echogen_trt.errors import BackendUnavailable, InputMismatch
+from echogen_trt.runtime.availability import module_version
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,17 @@ class OpenVinoBackend(Backend):
     """
 
     name = "openvino"
+
+    @classmethod
+    def environment(cls) -> str:
+        import openvino as ov
+
+        devices = ", ".join(ov.Core().available_devices)
+        nncf = module_version("nncf")
+        detail = f"devices: {devices}; nncf {nncf or 'not installed'}"
+        if nncf is None:
+            detail += " (export --precision int8 needs it: pip install 'echogen-trt[int8]')"
+        return detail
 
     def _open(self) -> None:
         try:

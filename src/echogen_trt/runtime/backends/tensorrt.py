@@ -2,10 +2,10 @@
 
 As in NVIDIA's samples (`common_runtime.py`), but through the name-based I/O API of TensorRT
 8.5+ (`num_io_tensors`, `set_input_shape`, `set_tensor_address`, `execute_async_v3`), the
-small `artifacts.cuda_mem.CudaApi` (cuda-python or pycuda) and the TensorRT helpers the builder
-shares (`artifacts.trt_api`). Buffers are sized once for the optimization profile's maximum;
+small `runtime.gpu.cuda_mem.CudaApi` (cuda-python or pycuda) and the TensorRT helpers the builder
+shares (`runtime.gpu.trt_api`). Buffers are sized once for the optimization profile's maximum;
 each call copies inputs in, runs and copies outputs back on one stream, then synchronises once.
-Engines with a static batch (DLA) get smaller batches zero-padded.
+Engines with a static batch (DLA) get smaller batches zero-padded by `Backend.infer` (min_batch).
 
 Before deserializing, the engine's provenance (`<engine>.json`) is checked against this
 machine; `force=True` loads it anyway (with a warning). CUDA-graph replay is not implemented:
@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from echogen_trt.artifacts import cuda_mem
 from echogen_trt.artifacts import provenance as pv
 from echogen_trt.artifacts.model_meta import ModelMeta
-from echogen_trt.artifacts.trt_api import dims, numpy_dtype, shared_logger, trt_errors
 from echogen_trt.errors import ConfigError, EngineMismatch, InputMismatch
 from echogen_trt.runtime import availability
 from echogen_trt.runtime.backends.base import Backend, TensorSpec
+from echogen_trt.runtime.gpu import cuda_mem
+from echogen_trt.runtime.gpu.trt_api import dims, numpy_dtype, shared_logger, trt_errors
 
 if TYPE_CHECKING:
     import tensorrt as trt_t
@@ -97,6 +97,14 @@ class TensorRTBackend(Backend):
     @property
     def max_batch(self) -> int | None:
         return self._max_batch
+
+    @property
+    def min_batch(self) -> int:
+        return self._min_batch
+
+    @property
+    def compute_device(self) -> str:
+        return "cuda"
 
     def timings(self) -> dict[str, float]:
         """h2d / compute / d2h of the last call in ms, from CUDA events on the stream."""
@@ -219,9 +227,8 @@ class TensorRTBackend(Backend):
         assert s is not None  # the base class checks open() first
         cuda, context, stream = s.cuda, s.context, s.stream
         n = int(next(iter(feeds.values())).shape[0])
-        batch = max(n, self._min_batch)  # static engines: pad up to their batch
         with cuda.bind(self.device):
-            views = [self._stage_input(context, buf, feeds[buf.name], batch) for buf in s.inputs]
+            views = [self._stage_input(context, buf, feeds[buf.name]) for buf in s.inputs]
             cuda.event_record(s.events[0], stream)
             for buf, view in zip(s.inputs, views, strict=True):
                 cuda.memcpy_htod_async(buf.device, view, stream)
@@ -241,9 +248,10 @@ class TensorRTBackend(Backend):
         self._timings = dict(zip(("h2d", "compute", "d2h"), ms, strict=True))
         return out
 
-    def _stage_input(self, context: Any, buf: _Buffer, arr: np.ndarray, batch: int) -> np.ndarray:
-        """Set the input shape and write `arr` (zero-padded to `batch`) into its pinned buffer."""
-        shape = (batch, *arr.shape[1:])
+    def _stage_input(self, context: Any, buf: _Buffer, arr: np.ndarray) -> np.ndarray:
+        """Set the input shape and write `arr` into its pinned buffer (`Backend.infer` has
+        padded a batch below the profile's minimum)."""
+        shape = tuple(arr.shape)
         if not context.set_input_shape(buf.name, shape):
             raise InputMismatch(
                 f"input '{buf.name}' | shape {tuple(arr.shape)} is outside the engine's "
@@ -251,8 +259,7 @@ class TensorRTBackend(Backend):
                 "matching --min-batch/--max-batch."
             )
         view = buf.host[: int(np.prod(shape))].reshape(shape)
-        np.copyto(view[: arr.shape[0]], arr)
-        view[arr.shape[0] :] = 0
+        np.copyto(view, arr)
         return view
 
     # -- close -----------------------------------------------------------------------------

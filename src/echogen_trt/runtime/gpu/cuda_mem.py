@@ -24,14 +24,9 @@ from typing import Any
 import numpy as np
 
 from echogen_trt.errors import BackendUnavailable
+from echogen_trt.runtime.availability import CUDA_INSTALL_HINT, CUDA_PYTHON_MODULES, PYCUDA_MODULE
 
 log = logging.getLogger(__name__)
-
-CUDA_INSTALL_HINT = (
-    "desktop: `pip install 'cuda-python>=12,<13'` (13.x needs driver 580+) or `pip install "
-    "pycuda`; Jetson: `pip install pycuda` (builds from source: needs nvcc on PATH, "
-    "`export PATH=/usr/local/cuda/bin:$PATH`)."
-)
 
 
 class CudaError(BackendUnavailable):
@@ -239,7 +234,7 @@ class CudaPythonApi(CudaApi):
 
 
 def _import_cudart() -> Any:
-    for name in ("cuda.bindings.runtime", "cuda.cudart"):  # cuda-python >= 12.6, then older
+    for name in CUDA_PYTHON_MODULES:  # cuda-python >= 12.6, then 12.0-12.5
         try:
             return importlib.import_module(name)
         except ImportError:
@@ -255,7 +250,7 @@ class PyCudaApi(CudaApi):
     def __init__(self, driver: Any = None) -> None:
         if driver is None:
             try:
-                driver = importlib.import_module("pycuda.driver")
+                driver = importlib.import_module(PYCUDA_MODULE)
             except ImportError as err:
                 raise BackendUnavailable(f"pycuda | not installed. {CUDA_INSTALL_HINT}") from err
         self.drv = driver

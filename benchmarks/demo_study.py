@@ -178,11 +178,12 @@ def main() -> None:
                        images=np.concatenate([valid_set.images, test_set.images]))  # fmt: skip
         judge = train_segmenter(train_set.images, train_set.masks,
                                 SegmenterSettings(iters=args.seg_iters), seed=0)  # fmt: skip
+        region = sector(held.images)
         data = {"train": train_set, "valid": valid_set, "test": held, "judge": judge,
-                "sector": sector(held.images)}  # fmt: skip
+                "sector": region}  # fmt: skip
         floor = score(grey_sector(held.images, sector_level(train_set.images)), held, judge,
-                      data["sector"])  # fmt: skip
-        ceiling = score(held.images, held, judge, data["sector"])
+                      region)  # fmt: skip
+        ceiling = score(held.images, held, judge, region)
         print("floor", floor, "ceiling", ceiling, flush=True)
         base = TrainConfig(data=str(root), width=args.width, image_size=args.size, phase="both",
                            iters=10**9, val_every=0, ckpt_every=10**9, log_every=50,

@@ -116,12 +116,12 @@ def main() -> None:
     loads, rows, t0 = [os.getloadavg()[0]], [], time.perf_counter()
     common: dict[str, Any] = dict(size=size, kept=(1, 2, 3), config=cfg, cache_dir=args.cache)
     for name, frames in conditions.items():
-        summary = evaluate_generator(lookup(test.masks, frames), args.data, **common)
+        summary = evaluate_generator(lookup(test.masks, frames), args.data, **common).summary
         rows.append(row(name, summary))
         loads.append(os.getloadavg()[0])
         print(json.dumps(rows[-1]), flush=True)
     with MaskToEcho(args.model) as gen:
-        summary = evaluate_generator(gen.generate, args.data, **common)
+        summary = evaluate_generator(gen.generate, args.data, **common).summary
     rows.append(row(f"model {args.model.name}", summary))
     loads.append(os.getloadavg()[0])
     doc = {

@@ -19,14 +19,13 @@ from click.testing import CliRunner, Result
 
 from echogen_trt.cli import cli
 from echogen_trt.demo import DemoConfig, run_demo
-from echogen_trt.demo.budget import iterations_for, measure_speed
-from echogen_trt.demo.config import MIN_ITERS
 from echogen_trt.errors import ConfigError, DataError
 from echogen_trt.metrics import fan_metrics, outside_fan_saturation
 
 TINY = ["--patients", "6", "--image-size", "64", "--width", "4", "--iters", "10",
         "--batch-size", "2", "--bench-batches", "1,2", "--bench-seconds", "0.02",
-        "--no-bench-ceiling", "--eval-seg-iters", "10"]  # fmt: skip
+        "--no-bench-ceiling", "--eval-seg-iters", "10", "--eval-judges", "1",
+        "--eval-min-dice", "0"]  # fmt: skip
 PRODUCERS = ["data", "train", "export", "generate", "evaluate", "bench"]  # the steps run here
 
 
@@ -203,33 +202,50 @@ def test_help_lists_the_user_options_only() -> None:
     assert "--iters" not in result.output and "--width" not in result.output
 
 
-def test_iteration_count_fits_the_budget() -> None:
-    assert iterations_for(100.0, 0.5) == 180  # 0.92 * 200 = 184, rounded down to tens
-    assert iterations_for(10_000.0, 0.5) == 18_400  # hundreds from 2000 on
-    assert iterations_for(1.0, 10.0) == MIN_ITERS  # a slow machine still trains a little
-    assert iterations_for(60.0, 0.1) * 0.1 <= 60.0
+class FakeClock:
+    """Seconds that advance by one on every reading: a machine of any speed, deterministically."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
 
 
-def test_speed_measurement_runs_the_training_step() -> None:
-    from echogen_trt.data.dataset import PairSet
-    from echogen_trt.train.config import TrainConfig
+def test_training_stops_on_the_budget_clock_and_warns_about_few_iterations(
+    demo: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    import shutil
 
+    from echogen_trt.demo import steps
+    from echogen_trt.demo.budget import MIN_USEFUL_ITERS
+    from echogen_trt.demo.context import Context
+    from echogen_trt.demo.report import _training_line
+    from echogen_trt.train.checkpoint import load_checkpoint
+
+    shutil.copytree(demo[0] / "data", tmp_path / "data")
+    cfg = DemoConfig(out=str(tmp_path), patients=6, image_size=64, width=4, batch_size=2,
+                     minutes=0.5, progress=False)  # fmt: skip
+    clock = FakeClock()
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    pairs = PairSet(rng.integers(0, 4, (3, 32, 32), dtype=np.uint8),
-                    rng.random((3, 32, 32), dtype=np.float32), ["a", "b", "c"])  # fmt: skip
-    cfg = TrainConfig(width=2, image_size=32, batch_size=2, device="cpu")
-    seconds = measure_speed(cfg, pairs, 2)
-    assert 0 < seconds < 60
+    try:
+        outcome = steps.train_model_step(Context(cfg, tmp_path, "cpu", clock=clock))
+    finally:
+        torch.set_num_threads(threads)
+    info = outcome.info
+    assert info["stopped_by"] == "clock" and info["budget_s"] == 30.0
+    assert clock.now <= 30.0 + 1.0  # the whole step, data loading included, kept the budget
+    assert 0 < info["iters"] < MIN_USEFUL_ITERS
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == info["iters"]  # final one
+    from echogen_trt.data.splits import resolve_split
 
-
-def test_slow_training_is_reported_not_hidden() -> None:
-    from echogen_trt.demo.budget import slowdown_note
-
-    assert slowdown_note(None, 10, 1000.0) is None  # fixed count: nothing was predicted
-    assert slowdown_note(1.0, 10, 12.0) is None  # within 1.5x of the measured speed
-    note = slowdown_note(1.0, 10, 20.0)
-    assert note is not None and "2.0x" in note and "busy" in note
+    n_patients = len(resolve_split(tmp_path / "data")["train"])
+    assert info["phase"] == "both" and info["n_train"] == 2 * n_patients  # ED and ES frames
+    assert "fewer than" in info["few_iterations"] and "WARNING" in outcome.detail
+    line = _training_line(info)
+    assert f"**{info['iters']} iterations**" in line and "Warning" in line and "load" in line
 
 
 def test_the_end_names_the_serve_command(demo: tuple[Path, dict[str, Any]]) -> None:

@@ -132,3 +132,25 @@ def test_empty_split_has_a_hint(tmp_path: Path, record_factory) -> None:
 def test_bad_options(tmp_path: Path, kwargs, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_pairs(tmp_path, **kwargs)
+
+
+def test_both_phases_sequence_frames_and_spacings(tmp_path: Path, record_factory) -> None:
+    """ "both" gives ED then ES per patient, "seq" the labelled sequence's inner frames (2023
+    layout only), and every pair carries its spacing in mm at the loaded size."""
+    records = {}
+    for i, patient in enumerate(PATIENTS):
+        records[patient] = record_factory(patient, shape=(60, 80), seed=i, frames=4)
+        write_view(tmp_path / "nifti", "nifti", records[patient])
+        write_view(tmp_path / "mhd", "mhd", records[patient])
+    for layout in ("nifti", "mhd"):
+        write_split_files(tmp_path / layout, SPLIT)
+    both = load_pairs(tmp_path / "nifti", split="train", phase="both", size=(30, 40))
+    assert both.patients == [p for p in SPLIT["train"] for _ in (0, 1)]
+    assert both.phases == ["ED", "ES"] * 3
+    rec = records[SPLIT["train"][0]]
+    np.testing.assert_array_equal(both.masks[1], resize_mask(rec.es_gt, (30, 40)))
+    np.testing.assert_allclose(both.spacings[0], np.array(rec.spacing) * 2)  # half the pixels
+    seq = load_pairs(tmp_path / "nifti", split="train", phase="seq", size=(30, 40))
+    assert seq.phases == ["seq1", "seq2"] * 3  # 4 frames: the 2 between ED and ES
+    np.testing.assert_array_equal(seq.masks[0], resize_mask(rec.sequence_gt[1], (30, 40)))
+    assert len(load_pairs(tmp_path / "mhd", split="train", phase="seq", size=(30, 40))) == 0

@@ -73,7 +73,7 @@ def test_labels_the_generator_ignores_are_not_scored(
     summary = evaluate_generator(
         perfect(real_lookup), phantom_tree, size=(SIZE, SIZE), kept=(1, 3), config=cfg
     ).summary
-    assert list(summary["dice"]) == ["ceiling", "consistency"]
+    assert list(summary["dice"]) == ["ceiling", "consistency", "floor", "normalised"]
     assert list(summary["dice"]["ceiling"]) == ["lv", "la"]
     assert summary["synthetic_segmenter"] is None
 
@@ -138,3 +138,16 @@ def test_frames_of_another_size_are_brought_to_the_masks_size() -> None:
     )
     assert frames.shape == (3, 32, 32) and frames.dtype == np.float32
     assert np.all(frames == 1.0)
+
+
+def test_a_judge_that_cannot_read_real_frames_is_retrained_then_refused(
+    phantom_tree: Path, real_lookup: dict[bytes, np.ndarray]
+) -> None:
+    from echogen_trt.errors import TrainingError
+
+    weak = EvalConfig(**{**TINY.__dict__, "synthetic": False, "judge_min_dice": 0.999})
+    with pytest.raises(TrainingError, match=r"judge \| real-frame Dice below 0.999 \(seed 0: .*"
+                       r"seed 1000: .*Hint"):  # fmt: skip
+        evaluate_generator(
+            perfect(real_lookup), phantom_tree, size=(SIZE, SIZE), kept=(1, 2, 3), config=weak
+        )

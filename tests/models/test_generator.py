@@ -130,6 +130,7 @@ def test_factory_builds_from_a_complete_model_config() -> None:
         "skips": False,
         "decoder_act": "relu",
         "out_bias": 0.0,
+        "upsample": "transpose",
     }
     g = build_generator(**cfg)
     assert isinstance(g, EncoderDecoderGenerator) and g.image_size == 64
@@ -175,3 +176,26 @@ def test_onnx_graph_uses_only_tensorrt_friendly_ops(tmp_path) -> None:
     allowed |= {"Identity"}  # weight pass-through, parsed by TensorRT
     assert {"Conv", "ConvTranspose", "Sigmoid"} <= ops
     assert ops <= allowed, ops - allowed
+
+
+def test_resize_upsampling_replaces_every_transposed_conv() -> None:
+    """upsample="resize" (an option against the dot grid): same sizes, no ConvTranspose2d left,
+    and a constant mask gives a frame without the transposed convs' period-2 checkerboard."""
+    torch.manual_seed(0)
+    ref = build_generator(width=4, image_size=64).eval()
+    torch.manual_seed(0)
+    res = build_generator(width=4, image_size=64, upsample="resize").eval()
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in ref.modules())
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in res.modules())
+    mask = torch.ones(1, 1, 64, 64)
+    with torch.no_grad():
+        a, b = ref(mask)[0, 0], res(mask)[0, 0]
+    assert a.shape == b.shape == (64, 64)
+
+    def checker(x: torch.Tensor) -> float:  # energy at the Nyquist frequency of the centre
+        c = x[16:48, 16:48] - x[16:48, 16:48].mean()
+        return float(torch.fft.fft2(c).abs()[16, 16]) / float(c.abs().sum() + 1e-12)
+
+    assert checker(b) < 0.5 * checker(a), (checker(a), checker(b))
+    with pytest.raises(ConfigError, match="upsample"):
+        build_generator(width=4, image_size=64, upsample="bilinear")

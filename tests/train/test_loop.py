@@ -86,7 +86,10 @@ def test_short_run_lowers_validation_l1(tmp_path: Path, tiny_pairs) -> None:
     untrained, trained = val[0]["val_l1"], val[-1]["val_l1"]
     assert trained < 0.75 * untrained, (untrained, trained)
     print(f"validation L1 in the fan: untrained {untrained:.4f} -> {trained:.4f} after 120 steps")
-    assert summary.best_val_l1 == min(r["val_l1"] for r in val[1:])
+    # best.pt is the validation with the lowest selection score (L1 + detail gap), not lowest L1
+    best = min(val[1:], key=lambda r: r["val_select"])
+    assert summary.best_val_score == best["val_select"] == best["val_l1"] + best["val_detail_gap"]
+    assert summary.best_val_l1 == best["val_l1"]
     # best.pt reproduces its recorded validation L1 through load_generator
     g, info = load_generator(summary.best_checkpoint)
     with torch.no_grad():
@@ -109,7 +112,7 @@ def test_run_folder_holds_config_metrics_grids_and_pruned_checkpoints(
     assert set(state) == {
         "format_version", "model_config", "disc_config", "experiment", "kept_labels",
         "image_size", "G", "D", "opt_G", "opt_D", "scaler", "scaler_d", "step", "rng",
-        "config", "best_val_l1",
+        "config", "best_val_l1", "best_val_score",
     }  # fmt: skip
     assert state["config"] == cfg.to_dict() and state["step"] == 4
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["G"])
@@ -212,7 +215,7 @@ def test_trains_from_a_camus_tree(tmp_path: Path, camus_tree: Path) -> None:
     cfg = TrainConfig(data=str(camus_tree), out=str(tmp_path / "run"), iters=2, **TINY)
     summary = train(cfg)
     assert (summary.n_train, summary.n_valid, summary.step) == (3, 2, 2)
-    assert set(summary.val) == {"l1", "psnr", "ssim"}
+    assert set(summary.val) == {"l1", "psnr", "ssim", "detail_gap", "select"}
 
 
 def test_bf16_autocast_and_channels_last_track_fp32(tmp_path: Path, tiny_pairs) -> None:
@@ -225,3 +228,71 @@ def test_bf16_autocast_and_channels_last_track_fp32(tmp_path: Path, tiny_pairs) 
         assert losses[name] != {}
         for key, value in losses["fp32"].items():
             assert losses[name][key] == pytest.approx(value, rel=0.05), (name, key)
+
+
+class FakeClock:
+    """Seconds that advance by `tick` on every reading: a deterministic machine of any speed."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick, self.readings = 0.0, tick, 0
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        self.readings += 1
+        return self.now
+
+
+def test_a_run_with_max_seconds_stops_on_the_clock_and_keeps_the_final_step(
+    tmp_path: Path, tiny_pairs
+) -> None:
+    tr, va = tiny_pairs
+    out = tmp_path / "run"
+    cfg = TrainConfig(out=str(out), iters=10**6, ckpt_every=10**6, val_every=4, max_seconds=30.0,
+                      **TINY)  # fmt: skip
+    clock = FakeClock(tick=1.0)
+    summary = train(cfg, train_set=tr, valid_set=va, clock=clock)
+    assert summary.stopped_by == "clock" and 0 < summary.step < 30
+    assert clock.readings >= summary.step  # the clock was read before every iteration
+    assert clock.now <= 30.0 + clock.tick  # and the run stopped within its budget
+    # the final step is validated and checkpointed although neither interval fell on it
+    assert load_checkpoint(out / "last.pt")["step"] == summary.step
+    assert [r["step"] for r in rows(out) if "val_l1" in r][-1] == summary.step
+    assert summary.cpu_seconds > 0 and len(summary.load) == 3
+
+
+@pytest.mark.parametrize(("step_s", "val_s"), [(20.0, 2.0), (1.0, 20.0)])
+def test_the_clock_keeps_room_for_one_more_iteration_and_the_final_validation(
+    tmp_path: Path, tiny_pairs, monkeypatch: pytest.MonkeyPatch, step_s: float, val_s: float
+) -> None:
+    """Slow iterations (on a busy machine one took 50 s) or a slow validation: the loop stops
+    early enough for the iteration it starts and the final validation to end within the budget
+    (without the iteration reserve the first case ends up to 20 s late, without the validation
+    reserve the second)."""
+    from echogen_trt.train import loop
+
+    tr, va = tiny_pairs
+    clock = FakeClock(tick=1.0)
+
+    def slow_validate(*args: object, **kwargs: object) -> dict[str, float]:
+        clock.now += val_s
+        return real_validate(*args, **kwargs)
+
+    def slow_step(*args: object, **kwargs: object) -> torch.Tensor:
+        clock.now += step_s
+        return real_step(*args, **kwargs)
+
+    real_validate, real_step = loop.validate, loop.train_step
+    monkeypatch.setattr(loop, "validate", slow_validate)
+    monkeypatch.setattr(loop, "train_step", slow_step)
+    cfg = TrainConfig(out=str(tmp_path / "run"), iters=10**6, ckpt_every=10**6, val_every=3,
+                      max_seconds=150.0, **TINY)  # fmt: skip
+    summary = train(cfg, train_set=tr, valid_set=va, clock=clock)
+    assert summary.stopped_by == "clock" and summary.step >= 2
+    assert clock.now <= 150.0 + clock.tick  # the deadline counts from the first reading
+
+
+def test_max_seconds_must_be_positive() -> None:
+    from echogen_trt.train.config import check_config
+
+    with pytest.raises(ConfigError, match="max_seconds"):
+        check_config(TrainConfig(max_seconds=0.0))

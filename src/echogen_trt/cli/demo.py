@@ -21,7 +21,7 @@ import click
 @click.option("--fresh", is_flag=True, help="Redo every step, even those that are up to date.")
 @click.option(
     "--minutes", type=float,
-    help="Training budget; turned into a fixed iteration count from the measured speed. "
+    help="Training budget: training stops when it runs out, whatever the machine's load. "
     "[default: 4.5]",
 )  # fmt: skip
 @click.option("--patients", type=int, help="Phantom patients to synthesise.  [default: 60]")
@@ -40,6 +40,8 @@ import click
 @click.option("--bench-seconds", type=float, hidden=True)
 @click.option("--no-bench-ceiling", is_flag=True, hidden=True)
 @click.option("--eval-seg-iters", type=int, hidden=True)
+@click.option("--eval-judges", type=int, hidden=True)
+@click.option("--eval-min-dice", type=float, hidden=True)
 def demo(as_json: bool, no_bench_ceiling: bool, fresh: bool, **options: Any) -> None:
     """Run the whole pipeline on phantom data and write a report.
 

@@ -43,13 +43,24 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 )  # fmt: skip
 @click.option("--seg-iters", type=click.IntRange(min=1), help="Segmenter training iterations.")
 @click.option("--seg-width", type=click.IntRange(min=1), help="Segmenter base width.")
+@click.option(
+    "--judges", type=click.IntRange(min=1),
+    help="Segmenter seeds; Dice is their mean, reported with their spread.  [default: 3]",
+)  # fmt: skip
+@click.option(
+    "--judge-min-dice", type=click.FloatRange(0.0, 1.0, max_open=True),
+    help="Quality gate: a judge reading real frames below this Dice for a structure is retrained "
+    "once, then refused.  [default: 0.7]",
+)  # fmt: skip
 @click.option("--device", help="Segmenter device: auto, cpu, cuda or cuda:N.  [default: auto]")
 def evaluate(
     data: Path, model: str, json_path: Path | None, report: Path | None, no_cache: bool,
-    no_synthetic: bool, seg_iters: int | None, seg_width: int | None, **options: Any,
+    no_synthetic: bool, seg_iters: int | None, seg_width: int | None, judges: int | None,
+    judge_min_dice: float | None, **options: Any,
 ) -> None:  # fmt: skip
-    """Judge MODEL's frames for the masks of a CAMUS tree: paired metrics in the fan, Dice of a
-    U-Net on generated frames (with the real-frame ceiling), synthetic-only downstream Dice, KID.
+    """Judge MODEL's frames for the masks of a CAMUS tree: paired metrics in the sector, Dice and
+    contour distances (HD95, MAD) of U-Nets on generated frames beside their floor (grey sector),
+    ceiling (real frames) and noise, synthetic-only downstream Dice, KID with its real-vs-real null.
 
     \b
     Example:
@@ -60,7 +71,8 @@ def evaluate(
 
     cfg = eval_config(
         seg_iters=seg_iters, seg_width=seg_width, synthetic=not no_synthetic,
-        use_cache=not no_cache, device=options["device"],
+        use_cache=not no_cache, device=options["device"], judges=judges,
+        judge_min_dice=judge_min_dice,
     )  # fmt: skip
     to_stdout = json_path is not None and str(json_path) == "-"
     summary = run_evaluation(

@@ -19,6 +19,8 @@ from echogen_trt.train.config import (
     DECODER_ACTS,
     IMAGE_INTERPS,
     OUTPUT_BIASES,
+    TRAIN_PHASES,
+    UPSAMPLES,
     run_config,
 )
 
@@ -47,6 +49,15 @@ from echogen_trt.train.config import (
     help="Total iterations (a resumed run continues up to this). [default: 100000]",
 )
 @click.option(
+    "--max-seconds", type=click.FloatRange(min=0.0, min_open=True),
+    help="Also stop on the clock after this many seconds (checked every iteration; the final "
+    "step is validated and saved).",
+)  # fmt: skip
+@click.option(
+    "--phase", type=click.Choice(TRAIN_PHASES),
+    help="Frames trained on: ED (the reference), ES, or both. [default: ED]",
+)  # fmt: skip
+@click.option(
     "--batch-size", type=int, help="Pairs per iteration, sampled with replacement. [default: 8]"
 )
 @click.option("--lr-g", type=float, help="Generator Adam learning rate. [default: 1.3e-4]")
@@ -56,6 +67,11 @@ from echogen_trt.train.config import (
 @click.option(
     "--skips/--no-skips", default=None, help="U-Net skip connections (the reference has none)."
 )
+@click.option(
+    "--upsample", type=click.Choice(UPSAMPLES),
+    help="'transpose' (the reference) or 'resize' (resize-then-convolve, against the faint dot "
+    "grid). [default: transpose]",
+)  # fmt: skip
 @click.option(
     "--decoder-act", type=click.Choice(DECODER_ACTS), help="'relu' (code) or 'leaky' (paper)."
 )

@@ -7,6 +7,8 @@ Output paths are relative to the demo folder so the folder can be moved.
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ from echogen_trt.fileio import sha256_file
 DATA, RUN, MODELS, MASKS, FRAMES, BENCH = "data", "run", "models", "masks", "frames", "bench"
 EVALUATE, CACHE = "evaluate", "cache"
 ONNX, ONNX_FP16, ENGINE = "echogen.onnx", "echogen.fp16.onnx", "echogen.engine"
-VIEW, PHASE = "4CH", "ED"
+VIEW, PHASE = "4CH", "ED"  # PHASE: the masks `generate` is shown with
+TRAIN_PHASE = "both"  # the demo trains on ED and ES frames (the reference: ED only)
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Context:
     device: str  # torch device name, e.g. "cpu" or "cuda:0"
     infos: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.perf_counter  # the training budget's clock (tests inject)
 
     @property
     def device_type(self) -> str:
@@ -55,7 +59,7 @@ class Context:
 
         cfg = self.cfg
         return TrainConfig(
-            data=str(self.out / DATA), experiment=cfg.experiment, view=VIEW, phase=PHASE,
+            data=str(self.out / DATA), experiment=cfg.experiment, view=VIEW, phase=TRAIN_PHASE,
             width=cfg.width or 16, image_size=cfg.image_size or 128, batch_size=cfg.batch_size,
             seed=cfg.seed, out=str(self.out / RUN), device=self.device, iters=1,
             tensorboard=False, keep_last=1, val_images=6,

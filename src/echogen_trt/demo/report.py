@@ -139,13 +139,20 @@ def _training_line(t: dict[str, Any]) -> str:
         return "No training information recorded."
     size = t["image_size"]
     speed = f"{t['it_per_s']} it/s"
-    if t.get("calib_s_per_it") is not None:
-        speed = f"measured {t['calib_s_per_it']} s/iteration before training, {speed} during it"
+    if t.get("budget_s") is not None:
+        load = t.get("load") or []
+        speed += (
+            f"; stopped by the {'clock' if t.get('stopped_by') == 'clock' else 'iteration count'}"
+            f" after {t.get('step_seconds', t['seconds']):.0f} s of a {t['budget_s']:.0f} s "
+            f"budget, {t.get('cpu_seconds', 0):.0f} CPU-s"
+            + (f", load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}" if load else "")
+        )
+    phase = {"both": "ED and ES", None: "ED"}.get(t.get("phase"), t.get("phase"))
     return (
         f"Generator width {t['width']} at {size}x{size} ({t['generator_params']:,} parameters), "
-        f"batch {t['batch_size']}, {t['iters']} iterations ({t['iters_from']}; {speed}) on "
-        f"{t['device']}, {t['n_train']} training patients, {t['seconds']:.0f} s."
-        + (f" Warning: {t['slowdown']}." if t.get("slowdown") else "")
+        f"batch {t['batch_size']}, **{t['iters']} iterations** ({t['iters_from']}; {speed}) on "
+        f"{t['device']}, {t['n_train']} training frames ({phase}), {t['seconds']:.0f} s."
+        + (f" **Warning: {t['few_iterations']}.**" if t.get("few_iterations") else "")
     )
 
 
@@ -154,21 +161,30 @@ def _evaluation_lines(ev: dict[str, Any]) -> list[str]:
     if not ev:
         return []
     from echogen_trt.bench.report import table
-    from echogen_trt.evaluate.report import dice_rows
+    from echogen_trt.evaluate.report import dice_rows, distance_rows, kid_line, phase_rows
 
     header, rows = dice_rows(ev)
-    kid = ev["kid"]
-    return [
+    frames = ", ".join(f"{n} {ph}" for ph, n in ev.get("frames", {}).items()) or "ED and ES"
+    lines = [
         "## Segmentation consistency", "",
-        f"A U-Net trained on the real training frames reads the generated frames of the "
-        f"{ev['n_test']} {ev['split']} frames (ED and ES); Dice against the masks they were "
-        "generated from, beside the same U-Net on the real frames (the ceiling). Synthetic-only: "
-        "a U-Net trained only on generated frames, tested on the real ones.", "",
+        f"U-Nets trained on the real training frames read the generated frames of the "
+        f"{ev['n_test']} {ev['split']} frames ({frames}); Dice against the masks they were "
+        "generated from, beside the same U-Nets on the real frames (the ceiling) and on a grey "
+        "sector without anatomy (the floor). Synthetic-only: U-Nets trained only on generated "
+        "frames, tested on the real ones. +- : standard error over frames (consistency), spread "
+        "over judge seeds (ceiling, synthetic-only).", "",
         table(header, rows, markdown=True), "",
-        f"KID in the U-Net encoder's features: {kid['mean']:.4f} +- {kid['std']:.4f} "
-        "(0 = indistinguishable). Details and published anchors: "
-        "[evaluate/report.md](evaluate/report.md).", "",
     ]  # fmt: skip
+    if ev.get("dice_by_phase"):
+        lines += ["Per phase (generated / real):", "",
+                  table(*phase_rows(ev), markdown=True), ""]  # fmt: skip
+    if ev.get("distance"):
+        lines += ["Contour distances:", "", table(*distance_rows(ev), markdown=True), ""]
+    lines += [
+        f"KID in the U-Net encoder's features: {kid_line(ev['kid'])} (0 = indistinguishable). "
+        "Details and published anchors: [evaluate/report.md](evaluate/report.md).", "",
+    ]  # fmt: skip
+    return lines
 
 
 def render_markdown(doc: dict[str, Any]) -> str:

@@ -9,13 +9,12 @@ data (`synth`) -> train (`train`) -> export (`export --precision both`) -> engin
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from echogen_trt.demo.budget import iterations_for, measure_speed, slowdown_note
+from echogen_trt.demo.budget import few_iterations_note, loop_seconds
 from echogen_trt.demo.context import (
     BENCH,
     CACHE,
@@ -49,7 +48,7 @@ def data_step(ctx: Context) -> Outcome:
     cfg = ctx.cfg
     root = fresh_dir(ctx.out / DATA)
     summary = synthesize_dataset(
-        root, cfg.patients, layout="nifti", seed=cfg.seed, views=(VIEW,), with_sequence=False,
+        root, cfg.patients, layout="nifti", seed=cfg.seed, views=(VIEW,), with_sequence=True,
         progress=cfg.progress, workers=1,
     )  # fmt: skip
     s = summary.splits
@@ -63,7 +62,13 @@ def data_step(ctx: Context) -> Outcome:
 
 
 # -- 2. train ---------------------------------------------------------------------------------
+UNBOUNDED = 10**9  # iterations of a run that stops on the clock
+VAL_EVERY = 50  # validation interval of a clock-stopped run (the final step is always validated)
+
+
 def train_model_step(ctx: Context) -> Outcome:
+    """Train on ED and ES frames until the budget's clock runs out (or for `iters` when fixed);
+    the final checkpoint is the demo's model."""
     import torch
 
     from echogen_trt.models.factory import count_parameters
@@ -71,35 +76,39 @@ def train_model_step(ctx: Context) -> Outcome:
     from echogen_trt.train.gan import build_gan
     from echogen_trt.train.loop import train
 
-    start = time.perf_counter()
+    start = ctx.clock()
     cfg = ctx.cfg
     fresh_dir(ctx.out / RUN)
     tcfg = ctx.train_config()
     train_set, valid_set = load_data(tcfg)
-    calib: float | None = None
-    iters = cfg.iters
-    if iters is None:
-        log.info("measuring the training speed (%d iterations) ...", cfg.calib_iters)
-        calib = measure_speed(tcfg, train_set, cfg.calib_iters)
-        left = cfg.minutes * 60 - (time.perf_counter() - start)
-        iters = iterations_for(left, calib)
-        log.info(
-            "%.3f s per iteration: %d iterations fit the %.1f-minute budget",
-            calib, iters, cfg.minutes,
-        )  # fmt: skip
-    tcfg = replace(
-        tcfg, iters=iters, val_every=max(1, iters // 10), ckpt_every=iters,
-        log_every=max(1, iters // 50),
-    )  # fmt: skip
-    summary = train(tcfg, train_set=train_set, valid_set=valid_set)
     params, _ = count_parameters(build_gan(tcfg, torch.device("cpu")).G)
-    slow = slowdown_note(calib, iters, summary.seconds)
+    budget_s = cfg.minutes * 60
+    if cfg.iters is None:
+        max_s = loop_seconds(budget_s, ctx.clock() - start)
+        tcfg = replace(
+            tcfg, iters=UNBOUNDED, max_seconds=max_s, val_every=VAL_EVERY, ckpt_every=UNBOUNDED,
+            log_every=10,
+        )  # fmt: skip
+    else:
+        tcfg = replace(
+            tcfg, iters=cfg.iters, val_every=max(1, cfg.iters // 10), ckpt_every=cfg.iters,
+            log_every=max(1, cfg.iters // 50),
+        )  # fmt: skip
+    summary = train(tcfg, train_set=train_set, valid_set=valid_set, clock=ctx.clock)
+    seconds = ctx.clock() - start
+    iters = summary.step
+    few = few_iterations_note(iters, seconds, summary.load) if cfg.iters is None else None
     info = {
         "iters": iters,
-        "iters_from": "fixed" if cfg.iters is not None else f"{cfg.minutes} min budget",
-        "calib_s_per_it": None if calib is None else round(calib, 4),
+        "iters_from": "fixed" if cfg.iters is not None else f"{cfg.minutes:g} min budget",
+        "stopped_by": summary.stopped_by,
+        "budget_s": None if cfg.iters is not None else round(budget_s, 1),
+        "step_seconds": round(seconds, 2),
         "it_per_s": summary.it_per_s,
         "seconds": summary.seconds,
+        "cpu_seconds": summary.cpu_seconds,
+        "load": summary.load,
+        "phase": tcfg.phase,
         "width": tcfg.width,
         "image_size": tcfg.image_size,
         "batch_size": tcfg.batch_size,
@@ -109,13 +118,15 @@ def train_model_step(ctx: Context) -> Outcome:
         "n_valid": summary.n_valid,
         "val": summary.val,
         "losses": summary.losses,
-        "slowdown": slow,
+        "few_iterations": few,
     }
+    budget = "" if cfg.iters is not None else f" in {seconds:.0f} s of a {budget_s:.0f} s budget"
+    load = f", load {summary.load[0]:.1f}" if summary.load else ""
     return Outcome(
         "done",
-        f"{iters} iterations of width {tcfg.width} at {tcfg.image_size}x{tcfg.image_size}, "
-        f"batch {tcfg.batch_size} ({summary.it_per_s:.2f} it/s on {summary.device})"
-        + (f"; {slow}" if slow else ""),
+        f"{iters} iterations{budget} (width {tcfg.width} at {tcfg.image_size}x{tcfg.image_size}, "
+        f"batch {tcfg.batch_size}, ED+ES; {summary.it_per_s:.2f} it/s on {summary.device}{load})"
+        + (f"; WARNING: {few}" if few else ""),
         {"checkpoint": f"{RUN}/last.pt", "metrics": f"{RUN}/metrics.jsonl"},
         info,
     )
@@ -249,8 +260,9 @@ def evaluate_step(ctx: Context) -> Outcome:
     assert model is not None, "evaluate runs after export"
     folder = fresh_dir(ctx.out / EVALUATE)
     config = replace(
-        EvalConfig(), segmenter=SegmenterSettings(iters=ctx.cfg.eval_seg_iters), seed=ctx.cfg.seed
-    )
+        EvalConfig(), segmenter=SegmenterSettings(iters=ctx.cfg.eval_seg_iters), seed=ctx.cfg.seed,
+        judges=ctx.cfg.eval_judges, judge_min_dice=ctx.cfg.eval_min_dice,
+    )  # fmt: skip
     summary = run_evaluation(
         ctx.out / DATA, model, out_dir=folder, progress=ctx.cfg.progress,
         cache_dir=ctx.out / CACHE, config=config,
@@ -262,7 +274,8 @@ def evaluate_step(ctx: Context) -> Outcome:
         + (f", {lv['synthetic_only']:.3f} synthetic-only" if lv.get("synthetic_only") else "")
         + f"; KID {summary['kid']['mean']:.4f}"
     )
-    keep = ("dice", "kid", "paired", "n_test", "n_train", "split", "seconds")
+    keep = ("dice", "dice_noise", "dice_by_phase", "distance", "frames", "kid", "paired",
+            "paired_floor", "n_test", "n_train", "split", "seconds")  # fmt: skip
     return Outcome(
         "done", detail, {"report": f"{EVALUATE}/report.md"}, {k: summary[k] for k in keep}
     )

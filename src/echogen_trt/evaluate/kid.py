@@ -84,3 +84,44 @@ def _features(a: np.ndarray, name: str) -> np.ndarray:
             "least two images per set)."
         )
     return f
+
+
+KID_MIN_FRAMES = 30  # below this many frames per set, KID cannot separate generators (README)
+
+
+def kid_null(
+    real: np.ndarray,
+    pool: np.ndarray,
+    *,
+    draws: int = 50,
+    n_subsets: int = 20,
+    seed: int = 0,
+) -> np.ndarray:
+    """KID means of `real` against `draws` random sets of other real frames (rows of `pool`) of
+    the same size: the values KID takes when nothing but the sample differs (its null).
+
+    Each draw takes len(real) rows of `pool` (without replacement where the pool is large enough)
+    and computes `kid` with `n_subsets` subsets, as the measured value is computed.
+    """
+    real, pool = _features(real, "real"), _features(pool, "pool")
+    rng = np.random.default_rng(seed + 1)
+    n = len(real)
+    out = []
+    for k in range(draws):
+        rows = rng.choice(len(pool), n, replace=len(pool) < n)
+        out.append(kid(real, pool[rows], n_subsets=n_subsets, seed=seed + k)[0])
+    return np.array(out)
+
+
+def null_test(value: float, null: np.ndarray) -> dict[str, float]:
+    """The measured KID against its null: the null's mean, std and 95th percentile, z and the
+    one-sided p-value (share of null values at least as large, with the +1 correction)."""
+    mean, std = float(null.mean()), float(null.std(ddof=1)) if len(null) > 1 else 0.0
+    return {
+        "null_mean": mean,
+        "null_std": std,
+        "null_p95": float(np.percentile(null, 95)),
+        "z": (value - mean) / std if std > 0 else float("nan"),
+        "p": float((1 + np.sum(null >= value)) / (1 + len(null))),
+        "null_draws": len(null),
+    }

@@ -1,5 +1,6 @@
-"""Tables and the markdown report of an evaluation: numbers beside the published anchors, and a
-picture of a few test masks with their generated and real frames and the segmenter's reading."""
+"""Tables and the markdown report of an evaluation: every score beside its floor, ceiling and noise
+and the published anchors, and a picture of a few test masks with their generated and real frames
+and the segmenter's reading."""
 
 from __future__ import annotations
 
@@ -24,8 +25,12 @@ STRUCTURE_NAMES = {"lv": "LV", "myo": "MYO", "la": "LA", "epi": "LV epi (1+2)"}
 ROWS = {
     "ceiling": "real-trained U-Net on real test frames (ceiling)",
     "consistency": "real-trained U-Net on generated frames (consistency)",
+    "floor": "real-trained U-Net on a grey sector, no anatomy (floor)",
+    "normalised": "consistency normalised: (score - floor) / (ceiling - floor)",
     "synthetic_only": "U-Net trained on generated frames only, on real test frames",
 }
+# the noise shown beside each row: standard error over frames, or the spread over judge seeds
+NOISE = {"consistency": "se", "ceiling": "judge_std", "synthetic_only": "judge_std"}
 # Published CAMUS figures (Dice on real test patients) the README explains.
 ANCHORS: list[tuple[str, dict[str, Any]]] = [
     (
@@ -63,13 +68,39 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else f"{value:.3f}"
 
 
+def _noisy(value: Any, noise: Any) -> str:
+    return _cell(value) if value is None or noise is None else f"{value:.3f} +- {noise:.3f}"
+
+
 def dice_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of the Dice table: one row per protocol, one column per structure."""
-    dice = summary["dice"]
+    """(header, rows) of the Dice table: one row per protocol, one column per structure; the
+    consistency row carries its standard error over frames, ceiling and synthetic-only rows the
+    spread over judge seeds (summaries without noise show bare numbers)."""
+    dice, noise = summary["dice"], summary.get("dice_noise", {})
     names = list(dice["ceiling"])
     header = ["Dice", *(STRUCTURE_NAMES[n] for n in names)]
-    rows = [[ROWS[k], *(_cell(v.get(n)) for n in names)] for k, v in dice.items()]
+    rows = []
+    for k, v in dice.items():
+        spread = noise.get(NOISE.get(k, ""), {}).get(k, {})
+        rows.append([ROWS[k], *(_noisy(v.get(n), spread.get(n)) for n in names)])
     return header, rows
+
+
+def kid_line(k: dict[str, Any]) -> str:
+    """KID with its real-vs-real null, or why it cannot be read with this few frames."""
+    value = f"{k['mean']:.4f} +- {k['std']:.4f} ({k['subsets']} subsets of {k['subset_size']})"
+    if "null_p95" not in k:
+        return value
+    null = (
+        f"real-vs-real null of {k['n_frames']} frames: mean {k['null_mean']:.4f}, p95 "
+        f"{k['null_p95']:.4f}"
+    )
+    if not k.get("enough", True):
+        return (
+            f"not enough frames ({k['n_frames']}) for KID to separate generators: {value} "
+            f"lies among real-vs-real values ({null}); judge by Dice instead"
+        )
+    return f"{value}; {null}; z {k['z']:.1f}, p {k['p']:.3f}"
 
 
 def format_table(summary: dict[str, Any]) -> str:
@@ -79,15 +110,41 @@ def format_table(summary: dict[str, Any]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
     p, k, t = summary["paired"], summary["kid"], summary["seconds"]
     steps = ", ".join(f"{name} {sec:.1f} s" for name, sec in t.items() if name != "total")
+    floor = summary.get("paired_floor")
     lines += [
-        f"paired in the fan ({summary['n_test']} {summary['split']} frames): L1 {p['l1']:.4f}, "
+        f"paired in the sector ({summary['n_test']} {summary['split']} frames): L1 {p['l1']:.4f}, "
         f"PSNR {p['psnr']:.2f} dB, SSIM {p['ssim']:.3f}; saturated background "
-        f"{100 * p['outside_fan_saturation']:.2f} %",
-        f"KID ({k['features']}): {k['mean']:.4f} +- {k['std']:.4f} "
-        f"({k['subsets']} subsets of {k['subset_size']})",
+        f"{100 * p['outside_fan_saturation']:.2f} %"
+        + (
+            f" (grey-sector floor: PSNR {floor['psnr']:.2f} dB, SSIM {floor['ssim']:.3f})"
+            if floor
+            else ""
+        ),
+        *distance_lines(summary),
+        f"KID ({k['features']}): {kid_line(k)}",
         f"took {t['total']:.1f} s ({steps})",
     ]
     return "\n".join(lines)
+
+
+def distance_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per structure: HD95 and MAD (mm) on generated frames, ceiling in brackets."""
+    dist = summary.get("distance")
+    if not dist:
+        return []
+    out = []
+    for name, d in dist["consistency"].items():
+        c = dist["ceiling"][name]
+        missing = f", not found in {d['missing']} frames" if d["missing"] else ""
+        out.append(
+            f"{STRUCTURE_NAMES[name]}: HD95 {_mm(d['hd95_mm'])} (real {_mm(c['hd95_mm'])}), MAD "
+            f"{_mm(d['mad_mm'])} (real {_mm(c['mad_mm'])}){missing}"
+        )
+    return out
+
+
+def _mm(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} mm"
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -95,36 +152,73 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def phase_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): consistency and ceiling Dice per phase (ED, ES, half-sequence frames)."""
+    names = list(summary["dice"]["ceiling"])
+    header = ["phase", "frames", *(f"{STRUCTURE_NAMES[n]} gen / real" for n in names)]
+    rows = []
+    for phase, d in summary.get("dice_by_phase", {}).items():
+        cells = [f"{_cell(d['consistency'][n])} / {_cell(d['ceiling'][n])}" for n in names]
+        rows.append([phase, str(summary.get("frames", {}).get(phase, "?")), *cells])
+    return header, rows
+
+
+def distance_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): HD95 and MAD in mm per structure, generated vs real frames."""
+    header = ["structure", "HD95 generated", "HD95 real", "MAD generated", "MAD real",
+              "not found (generated)"]  # fmt: skip
+    dist = summary.get("distance") or {"consistency": {}, "ceiling": {}}
+    rows = [
+        [STRUCTURE_NAMES[n], _mm(d["hd95_mm"]), _mm(dist["ceiling"][n]["hd95_mm"]),
+         _mm(d["mad_mm"]), _mm(dist["ceiling"][n]["mad_mm"]), str(d["missing"])]
+        for n, d in dist["consistency"].items()
+    ]  # fmt: skip
+    return header, rows
+
+
 def markdown(summary: dict[str, Any]) -> str:
-    """The report: what was judged, the Dice table, paired metrics, KID, anchors, the picture."""
+    """The report: what was judged, the Dice table with floor/ceiling/noise, per phase, contour
+    distances, paired metrics with their floor, KID with its null, anchors, the picture."""
     header, rows = dice_rows(summary)
     names = list(summary["dice"]["ceiling"])
     anchor_rows = [[name, *(_cell(v.get(n)) for n in names)] for name, v in ANCHORS]
     p, k = summary["paired"], summary["kid"]
+    floor = summary.get("paired_floor")
     model = summary.get("model", {})
     seg = summary["segmenter"]
-    saturated = f"{100 * p['outside_fan_saturation']:.2f} %"
+    judges = summary.get("judges", [seg])
+    frames = ", ".join(f"{n} {ph}" for ph, n in summary.get("frames", {}).items())
+    paired_rows = [["generated", f"{p['l1']:.4f}", f"{p['psnr']:.2f}", f"{p['ssim']:.3f}",
+                    f"{100 * p['outside_fan_saturation']:.2f} %"]]  # fmt: skip
+    if floor:
+        paired_rows.append(["grey sector (floor)", f"{floor['l1']:.4f}", f"{floor['psnr']:.2f}",
+                            f"{floor['ssim']:.3f}", "-"])  # fmt: skip
     parts = [
         "# Evaluation",
         f"Model `{model.get('path', '?')}` ({model.get('backend', '?')}, experiment "
         f"{model.get('experiment', '?')}) on `{summary['data']}`: {summary['n_test']} "
-        f"{summary['split']} frames, segmenters trained on {summary['n_train']} training frames, "
-        f"at {summary['size'][0]}x{summary['size'][1]}.",
+        f"{summary['split']} frames ({frames or 'ED, ES'}), segmenters trained on "
+        f"{summary['n_train']} training frames, at {summary['size'][0]}x{summary['size'][1]}.",
         "## Segmentation (Dice against the conditioning masks)",
         _md_table(header, rows),
-        f"Judge: U-Net of {seg['params']:,} parameters ({seg['cache']}).",
+        f"Judges: {len(judges)} U-Net(s) of {seg['params']:,} parameters, seeds "
+        f"{', '.join(str(j.get('seed', '?')) for j in judges)} ({seg['cache']}); each read the "
+        "real frames above the quality gate. +- : standard error over frames (consistency), spread "
+        "over judge seeds (ceiling, synthetic-only). The floor is what a frame without anatomy "
+        "scores; only the distance above it means anything.",
+        "Per phase (consistency / ceiling):",
+        _md_table(*phase_rows(summary)),
+        "Contour distances (mean over frames where the judge found the structure):",
+        _md_table(*distance_rows(summary)),
         "Published anchors on real CAMUS (256x256 and larger, not comparable with phantoms):",
         _md_table(["Source", *header[1:]], anchor_rows),
-        "## Paired metrics inside the fan",
-        _md_table(
-            ["L1", "PSNR (dB)", "SSIM", "saturated background"],
-            [[f"{p['l1']:.4f}", f"{p['psnr']:.2f}", f"{p['ssim']:.3f}", saturated]],
-        ),
-        "SSIM of good echo generators is only about 0.3-0.5: speckle is not reproducible pixel "
-        "for pixel. Any saturated background is an artefact (real frames are black there).",
+        "## Paired metrics inside the sector",
+        _md_table(["frames", "L1", "PSNR (dB)", "SSIM", "saturated background"], paired_rows),
+        "The sector is the fan with its holes (the dark cavities) filled. SSIM of good echo "
+        "generators is only about 0.3-0.5: speckle is not reproducible pixel for pixel. Any "
+        "saturated background is an artefact (real frames are black there).",
         "## Distribution distance",
-        f"KID in the judge's encoder features ({k['features']}): **{k['mean']:.4f} +- "
-        f"{k['std']:.4f}** ({k['subsets']} subsets of {k['subset_size']} frames; 0 = "
+        f"KID in the judge's encoder features ({k['features']}): **{kid_line(k)}** (0 = "
         "indistinguishable).",
         "## Examples",
         "Mask | generated | real | judge on generated | judge on real",

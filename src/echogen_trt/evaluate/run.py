@@ -27,14 +27,18 @@ def eval_config(
     synthetic: bool = True,
     use_cache: bool = True,
     device: str | None = None,
+    judges: int | None = None,
+    judge_min_dice: float | None = None,
 ) -> EvalConfig:
     """The protocol's EvalConfig with the command line's overrides (None: the default)."""
     cfg = EvalConfig()
     seg = cfg.segmenter
     seg = replace(seg, iters=seg_iters or seg.iters, width=seg_width or seg.width)
     return replace(
-        cfg, segmenter=seg, synthetic=synthetic, use_cache=use_cache, device=device or cfg.device
-    )
+        cfg, segmenter=seg, synthetic=synthetic, use_cache=use_cache, device=device or cfg.device,
+        judges=judges or cfg.judges,
+        judge_min_dice=cfg.judge_min_dice if judge_min_dice is None else judge_min_dice,
+    )  # fmt: skip
 
 
 def run_evaluation(

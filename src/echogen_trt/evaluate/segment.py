@@ -1,9 +1,11 @@
 """Train, save, load and apply the segmentation U-Net that `evaluate` uses as its judge (torch).
 
 Training is one short function (nanoGPT style): Adam with a cosine learning-rate decay on
-cross-entropy plus soft Dice, batches drawn with replacement by a seeded generator, and a mild
-intensity augmentation (gain and gamma) so that the judge does not hinge on the exact grey levels
-of the frames it learnt from. The same seed and data give the same weights on the same machine.
+cross-entropy plus soft Dice, batches drawn with replacement by a seeded generator, and an
+augmentation so that the judge's reading is not a property of one texture (issue 24: a judge of
+another seed read LA 0.0 on real frames): intensity (gain and gamma), Gaussian blur of random
+strength, and small translations of frame and mask together. The same seed and data give the
+same weights on the same machine.
 """
 
 from __future__ import annotations
@@ -43,12 +45,18 @@ class SegmenterSettings:
     batch_size: int = 8
     lr: float = 3e-3
     augment: bool = True
+    blur: float = 1.5  # largest Gaussian blur sigma, in pixels at 128 px (scaled with the size)
+    shift: float = 0.04  # largest translation, as a share of the frame size
 
     def check(self) -> SegmenterSettings:
-        if min(self.width, self.depth, self.iters, self.batch_size) < 1 or not self.lr > 0:
+        if (
+            min(self.width, self.depth, self.iters, self.batch_size) < 1
+            or not self.lr > 0
+            or min(self.blur, self.shift) < 0
+        ):
             raise ConfigError(
                 f"segmenter settings | {self.to_dict()}. Expected positive width, depth, iters, "
-                "batch_size and lr."
+                "batch_size and lr, and blur, shift >= 0."
             )
         return self
 
@@ -64,7 +72,7 @@ def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def _intensity(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Per-frame gain in [0.8, 1.2] and gamma in [0.7, 1.4], clipped to [0, 1]."""
     n = x.shape[0]
     gain = 0.8 + 0.4 * torch.rand(n, 1, 1, 1, generator=gen)
@@ -72,6 +80,48 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         np.log(0.7) + (np.log(1.4) - np.log(0.7)) * torch.rand(n, 1, 1, 1, generator=gen)
     )
     return (x.clamp_min(0.0) ** gamma * gain).clamp(0.0, 1.0)
+
+
+def _blur(frame: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of one (1, H, W) frame (reflected borders)."""
+    radius = max(1, int(np.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=frame.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    x = F.pad(frame[None], (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1))
+    return F.conv2d(x, k.view(1, 1, -1, 1))[0]
+
+
+def _translate(a: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """`a` (..., H, W) moved by (dy, dx) pixels, zeros entering (background / label 0)."""
+    out = torch.zeros_like(a)
+    h, w = a.shape[-2:]
+    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = a[
+        ..., max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
+    return out
+
+
+def _augment(
+    x: torch.Tensor, y: torch.Tensor, settings: SegmenterSettings, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Intensity, then per frame a blur of sigma in [0, settings.blur] (half the frames stay
+    sharp) and a translation of up to settings.shift of the size, applied to frame and mask."""
+    x = _intensity(x, gen)
+    h, w = x.shape[-2:]
+    max_sigma = settings.blur * max(h, w) / 128
+    max_dy, max_dx = int(settings.shift * h), int(settings.shift * w)
+    xs, ys = [], []
+    for frame, mask in zip(x, y, strict=True):
+        u = torch.rand(3, generator=gen).tolist()
+        if max_sigma > 0 and u[0] < 0.5:
+            frame = _blur(frame, max(0.3, 2 * u[0] * max_sigma))
+        dy = round((2 * u[1] - 1) * max_dy)
+        dx = round((2 * u[2] - 1) * max_dx)
+        xs.append(_translate(frame, dy, dx))
+        ys.append(_translate(mask, dy, dx))
+    return torch.stack(xs), torch.stack(ys)
 
 
 def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -115,8 +165,10 @@ def train_segmenter(
     loss = torch.zeros(())
     for _ in bar:
         idx = torch.randint(len(x_all), (settings.batch_size,), generator=gen)
-        x = _augment(x_all[idx], gen) if settings.augment else x_all[idx]
-        loss = _loss(model(x.to(dev)), y_all[idx].to(dev))
+        x, y = x_all[idx], y_all[idx]
+        if settings.augment:
+            x, y = _augment(x, y, settings, gen)
+        loss = _loss(model(x.to(dev)), y.to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

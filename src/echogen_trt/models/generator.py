@@ -5,8 +5,9 @@ TF-'same' padding, Keras BatchNorm (momentum 0.8 -> PyTorch 0.2, eps 1e-3), glor
 weights, zero biases, no skips, no dropout, no noise. Depth follows `image_size` so that a 64x64
 test model comes from the same code as the 256x256 reference (7 down-blocks at 256, 5 at 64).
 
-Only Conv, ConvTranspose, BatchNormalization, LeakyRelu, Relu and Sigmoid (and Concat with skips)
-appear in the traced graph, so the ONNX export parses in every TensorRT since 8.5.
+Only Conv, ConvTranspose, BatchNormalization, LeakyRelu, Relu and Sigmoid (Concat with skips,
+Resize with upsample="resize") appear in the traced graph, so the ONNX export parses in every
+TensorRT since 8.5.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from echogen_trt.errors import ConfigError
 from echogen_trt.models.keras_batchnorm import KerasBatchNorm2d
 
 DECODER_ACTS = ("relu", "leaky")  # "relu": the code; "leaky": the paper's wording
+# "transpose": the reference's stride-2 transposed convs; "resize": nearest x2 then a 4x4 conv
+# (Odena et al. 2016), an option against the faint period-4 dot grid transposed convs leave.
+UPSAMPLES = ("transpose", "resize")
 BN_MOMENTUM = 0.2  # Keras momentum 0.8
 BN_EPS = 1e-3  # Keras default epsilon
 
@@ -44,8 +48,12 @@ def down_conv(in_ch: int, out_ch: int) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, 4, 2, 1)
 
 
-def up_conv(in_ch: int, out_ch: int) -> nn.ConvTranspose2d:
-    """4x4 stride-2 transposed conv; padding 1 doubles the size like Keras padding='same'."""
+def up_conv(in_ch: int, out_ch: int, mode: str = "transpose") -> nn.Module:
+    """Doubles the size. "transpose": 4x4 stride-2 transposed conv, padding 1 (Keras 'same');
+    "resize": nearest-neighbour x2 then a 4x4 'same' conv, which cannot leave the checkerboard
+    of uneven kernel overlap (ONNX Resize + Conv, both in every TensorRT since 8.5)."""
+    if mode == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), same_conv(in_ch, out_ch))
     return nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1)
 
 
@@ -98,9 +106,9 @@ class DownBlock(nn.Module):
 class UpBlock(nn.Module):
     """u_i: ConvTranspose 4x4 s2 (linear), Conv 4x4 s1 'same', activation, then BN (as coded)."""
 
-    def __init__(self, in_ch: int, out_ch: int, act: str) -> None:
+    def __init__(self, in_ch: int, out_ch: int, act: str, upsample: str = "transpose") -> None:
         super().__init__()
-        self.up = up_conv(in_ch, out_ch)
+        self.up = up_conv(in_ch, out_ch, upsample)
         self.conv = same_conv(out_ch, out_ch)
         self.act = nn.ReLU() if act == "relu" else nn.LeakyReLU(0.2)
         self.bn = keras_bn(out_ch)
@@ -115,6 +123,8 @@ class EncoderDecoderGenerator(nn.Module):
 
     skips=True concatenates each encoder output onto the decoder input of the same size (U-Net);
     the reference has none. decoder_act="leaky" follows the paper's text instead of the code.
+    upsample="resize" replaces the transposed convs by resize-then-convolve (an option; the
+    reference uses transposed convs).
     out_bias is the initial bias of the output conv (the logit every pixel starts at): Keras
     starts it at 0 (output 0.5 everywhere); training passes the logit of the mean target
     (train.config output_bias="target_mean") so that no pixel starts on the saturating side of
@@ -130,8 +140,13 @@ class EncoderDecoderGenerator(nn.Module):
         skips: bool = False,
         decoder_act: str = "relu",
         out_bias: float = 0.0,
+        upsample: str = "transpose",
     ) -> None:
         super().__init__()
+        if upsample not in UPSAMPLES:
+            raise ConfigError(
+                f"upsample | unknown value {upsample!r}. Expected one of: {', '.join(UPSAMPLES)}."
+            )
         if decoder_act not in DECODER_ACTS:
             raise ConfigError(
                 f"decoder_act | unknown value {decoder_act!r}. Expected one of: "
@@ -153,10 +168,10 @@ class EncoderDecoderGenerator(nn.Module):
         ups: list[nn.Module] = []
         c_in = enc[-1]
         for c_out in dec:
-            ups.append(UpBlock(c_in, c_out, decoder_act))
+            ups.append(UpBlock(c_in, c_out, decoder_act, upsample))
             c_in = c_out * 2 if skips else c_out
         self.up = nn.ModuleList(ups)
-        self.last_up = up_conv(c_in, out_channels)  # u7, linear
+        self.last_up = up_conv(c_in, out_channels, upsample)  # u7, linear
         self.out = same_conv(out_channels, out_channels)
         self.apply(init_keras)
         if self.out.bias is not None:

@@ -1,7 +1,8 @@
 """Checkpoints: one dict that can rebuild the generator alone and resume training exactly.
 
 Keys: format_version, model_config, disc_config, experiment, kept_labels, image_size, G, D, opt_G,
-opt_D, scaler (G's AMP scaler), scaler_d (D's), step, rng, config, best_val_l1. Everything is a
+opt_D, scaler (G's AMP scaler), scaler_d (D's), step, rng, config, best_val_l1 and best_val_score
+(the validation L1 and selection score of best.pt; train/validation.py). Everything is a
 tensor, a container or a plain Python value, so `torch.load(weights_only=True)` reads it (no
 pickled classes). Files are written to a temporary name and moved into place with os.replace, so
 a crash never leaves half a file.

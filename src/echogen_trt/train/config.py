@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 AMP_MODES = ("off", "bf16", "fp16")
 DECODER_ACTS = ("relu", "leaky")
 IMAGE_INTERPS = ("nearest", "area", "linear")
+UPSAMPLES = ("transpose", "resize")  # models.generator.UPSAMPLES (config stays torch-free)
+# "both": ED and ES frames (the CAMUS tree has both); the reference trained on ED only.
+TRAIN_PHASES = ("ED", "ES", "both")
 # Initial bias of G's output conv. "zero" is the Keras reference (bit for bit the paper's code);
 # "target_mean" starts every pixel at the mean training target, which keeps the sigmoid out of
 # saturation early on and prevents the white apex blob (issue 10; README "Which recipe").
@@ -40,7 +43,7 @@ class TrainConfig:
     data: str = "data/phantom"  # CAMUS root (either layout); `echogen-trt synth` writes this one
     experiment: str = DEFAULT_EXPERIMENT  # which labels condition the generator
     view: str = "4CH"  # the reference used 4CH ED frames only
-    phase: str = "ED"
+    phase: str = "ED"  # the reference's; "both" adds the ES frames (the demo's choice)
     image_interp: str = "nearest"  # the reference resized images by nearest neighbour
     split_source: str = "auto"  # official split files if present, else the reference split
     skip_bad: bool = False  # skip unreadable patients with a warning instead of failing
@@ -50,6 +53,7 @@ class TrainConfig:
     skips: bool = False  # U-Net skips; the reference has none
     decoder_act: str = "relu"  # "leaky" follows the paper's wording
     output_bias: str = "target_mean"  # "zero": the reference's init (README: which recipe)
+    upsample: str = "transpose"  # "resize": resize-then-convolve (an option; not the reference)
     # optimisation (reference recipe)
     iters: int = 100_000
     batch_size: int = 8  # sampled with replacement
@@ -61,6 +65,7 @@ class TrainConfig:
     adv_weight: float = 1.0
     l1_weight: float = 100.0
     seed: int = 0
+    max_seconds: float | None = None  # stop on this clock (seconds from the start), if earlier
     # system
     out: str | None = None  # run folder (None: runs/<experiment>): config, metrics, *.pt, val/
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1"
@@ -232,6 +237,13 @@ def check_config(cfg: TrainConfig, source: str = "config") -> None:
     _choice(source, "decoder_act", cfg.decoder_act, DECODER_ACTS)
     _choice(source, "image_interp", cfg.image_interp, IMAGE_INTERPS)
     _choice(source, "output_bias", cfg.output_bias, OUTPUT_BIASES)
+    _choice(source, "upsample", cfg.upsample, UPSAMPLES)
+    _choice(source, "phase", cfg.phase, TRAIN_PHASES)
+    if cfg.max_seconds is not None and not cfg.max_seconds > 0:
+        raise ConfigError(
+            f"{source} | max_seconds is {cfg.max_seconds}. Expected a positive number of seconds "
+            "(or null: stop at iters)."
+        )
     positive = (
         "iters",
         "batch_size",
@@ -258,5 +270,7 @@ def check_config(cfg: TrainConfig, source: str = "config") -> None:
 
 # Keys that define the network: on --resume they are taken from the checkpoint.
 # output_bias too: the weights were initialised with it (checkpoints without it used "zero").
-ARCH_KEYS = ("experiment", "width", "image_size", "skips", "decoder_act", "output_bias")
+ARCH_KEYS = (
+    "experiment", "width", "image_size", "skips", "decoder_act", "output_bias", "upsample",
+)  # fmt: skip
 CONFIG_FIELDS = tuple(f.name for f in fields(TrainConfig))

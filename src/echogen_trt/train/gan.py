@@ -58,8 +58,9 @@ def set_requires_grad(model: nn.Module, flag: bool) -> None:
 
 def model_options(cfg: TrainConfig) -> dict[str, Any]:
     return dict(
-        width=cfg.width, image_size=cfg.image_size, skips=cfg.skips, decoder_act=cfg.decoder_act
-    )
+        width=cfg.width, image_size=cfg.image_size, skips=cfg.skips, decoder_act=cfg.decoder_act,
+        upsample=cfg.upsample,
+    )  # fmt: skip
 
 
 def output_bias_for(cfg: TrainConfig, images: torch.Tensor | np.ndarray) -> float:

@@ -4,12 +4,21 @@ Each iteration samples `batch_size` pairs with replacement and runs one `train_s
 one D step on real, one on fake, one G step). Resumable exactly (train/state.py). DDP: launch with
 torchrun; RANK/WORLD_SIZE turn it on (train/device.py), each rank samples its own batches, and
 only rank 0 logs, validates, saves and reports.
+
+With `max_seconds` the run also stops on the clock: the time is read before every iteration, and
+the loop stops when one more iteration (as long as the last one took) plus the last validation and
+checkpoint would no longer fit, so a run ends within its budget whatever the machine's load (no
+iteration count is derived from a probe). The final step is always validated and checkpointed.
+`best.pt` is the checkpoint with the lowest validation `select` score (train/validation.py: in-fan
+L1 plus the speckle-detail gap), not the lowest L1, which favours early, blurry generators.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,13 +66,17 @@ class TrainSummary:
     it_per_s: float
     last_checkpoint: str
     best_checkpoint: str | None
-    best_val_l1: float | None
+    best_val_l1: float | None  # the in-fan L1 of best.pt
     losses: dict[str, float] = field(default_factory=dict)
     val: dict[str, float] = field(default_factory=dict)
     n_train: int = 0
     n_valid: int = 0
     device: str = "cpu"
     world_size: int = 1
+    stopped_by: str = "iters"  # "iters" or "clock" (max_seconds)
+    cpu_seconds: float = 0.0  # CPU time of this process during the run (all threads)
+    load: list[float] = field(default_factory=list)  # 1/5/15-min load average at the end
+    best_val_score: float | None = None  # the selection score of best.pt
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -76,30 +89,41 @@ def train_for_report(cfg: TrainConfig, *, resume: bool = False) -> TrainSummary 
     return summary if ranks_from_env().master else None
 
 
+Clock = Callable[[], float]
+
+
 def train(
     cfg: TrainConfig,
     *,
     resume: bool = False,
     train_set: Pairs | None = None,
     valid_set: Pairs | None = None,
+    clock: Clock = time.perf_counter,
 ) -> TrainSummary:
     """Train (or with `resume`, continue) a run in cfg.out; returns a summary.
 
     `train_set`/`valid_set` skip loading cfg.data (tests and notebooks pass arrays directly).
+    `clock` (seconds) is what `cfg.max_seconds` is measured on, from this call's start.
     Everything a user can get wrong (config, data folder, output folder, resume state) is checked
     before the first step. torch's global deterministic flag is restored on return.
     """
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        return run_training(cfg, resume, train_set, valid_set)
+        return run_training(cfg, resume, train_set, valid_set, clock)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
 
 def run_training(
-    cfg: TrainConfig, resume: bool, train_set: Pairs | None, valid_set: Pairs | None
+    cfg: TrainConfig,
+    resume: bool,
+    train_set: Pairs | None,
+    valid_set: Pairs | None,
+    clock: Clock = time.perf_counter,
 ) -> TrainSummary:
     """The loop itself, top to bottom (see `train`)."""
+    t_start, cpu_start = clock(), time.process_time()
+    deadline = None if cfg.max_seconds is None else t_start + cfg.max_seconds
     # -- config, DDP and device
     check_config(cfg)
     cfg = replace(cfg, out=cfg.out or str(Path("runs") / cfg.experiment))
@@ -136,9 +160,10 @@ def run_training(
         out_bias = output_bias_for(cfg, images)
     gan = build_gan(cfg, device, out_bias)
     sampler = torch.Generator().manual_seed(cfg.seed + rank)
-    step, best_val_l1 = 0, None
+    step, best_val_l1, best_score = 0, None, None
     if state is not None:
         step, best_val_l1 = restore_state(gan, state, sampler, cfg.seed + rank if rank else None)
+        best_score = state.get("best_val_score")
         log.info("resumed %s at step %d", out / "last.pt", step)
     if master:  # rows a killed run wrote after its last checkpoint (all of them: a new run)
         trim_metrics(out, step if state is not None else -1)
@@ -149,23 +174,64 @@ def run_training(
         log.warning("run is already at step %d of iters=%d: nothing to do", step, cfg.iters)
 
     def snapshot() -> dict[str, Any]:
-        return checkpoint_state(gan, cfg, step=step, sampler=sampler, best_val_l1=best_val_l1)
+        return checkpoint_state(
+            gan, cfg, step=step, sampler=sampler, best_val_l1=best_val_l1,
+            best_val_score=best_score,
+        )  # fmt: skip
 
     # -- bookkeeping
     tb = None
+    wrapup = 0.0  # seconds of the last validation + checkpoint: kept free before the deadline
     if master:
         save_config(cfg, out / "config.json")
         tb = open_tensorboard(cfg, out)
-        if step == 0 and cfg.val_every:  # the untrained baseline
+        if step == 0 and cfg.val_every:  # the untrained baseline (its time: a first wrap-up guess)
+            t_val = clock()
             record(out, {"step": 0, **prefixed(validate(gan.G, val, cfg, out, 0))}, tb)
-    bar = tqdm(total=cfg.iters, initial=step, desc="train", disable=None if master else True)
+            wrapup = 2 * (clock() - t_val)
+    bar = tqdm(
+        total=None if deadline is not None else cfg.iters, initial=step, desc="train",
+        disable=None if master else True,
+    )  # fmt: skip
     losses: dict[str, float] = {}
     last_val: dict[str, float] = {}
     t0, t_log, step_log = time.perf_counter(), time.perf_counter(), step
     last_path = out / "last.pt"
+    done: dict[str, int] = {"val": -1, "ckpt": -1}  # the step last validated / checkpointed
+
+    def validate_and_keep() -> None:
+        nonlocal last_val, best_val_l1, best_score
+        last_val = validate(gan.G, val, cfg, out, step)
+        record(out, {"step": step, **prefixed(last_val)}, tb)
+        done["val"] = step
+        if best_score is None or last_val["select"] < best_score:
+            best_score, best_val_l1 = last_val["select"], last_val["l1"]
+            save_checkpoint(snapshot(), out / "best.pt")
+
+    def checkpoint() -> None:
+        write_checkpoint(snapshot(), out, cfg.keep_last)
+        done["ckpt"] = step
+
+    iter_s, t_iter = 0.0, 0.0  # the last iteration's duration, and when the current one began
+
+    def out_of_time() -> bool:
+        nonlocal t_iter
+        if deadline is None:
+            return False
+        t_iter = clock()
+        stop = t_iter + iter_s + wrapup >= deadline
+        if world > 1:  # every rank stops at the same step, or DDP's all-reduce hangs
+            flag = torch.tensor([float(stop)], device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item())
+        return stop
 
     # -- the loop
+    stopped_by = "iters"
     while step < cfg.iters:
+        if out_of_time():
+            stopped_by = "clock"
+            break
         m, x = sample_batch(masks, images, cfg, sampler)
         losses = dict(zip(LOSS_NAMES, train_step(gan, m, x, cfg).tolist(), strict=True))
         step += 1
@@ -179,14 +245,21 @@ def run_training(
             t_log, step_log = now, step
             bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
             record(out, {"step": step, **losses, "it_per_s": rate}, tb)
+        t_book = clock()
+        iter_s = t_book - t_iter if deadline is not None else 0.0
         if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.iters):
-            last_val = validate(gan.G, val, cfg, out, step)
-            record(out, {"step": step, **prefixed(last_val)}, tb)
-            if best_val_l1 is None or last_val["l1"] < best_val_l1:
-                best_val_l1 = last_val["l1"]
-                save_checkpoint(snapshot(), out / "best.pt")
+            validate_and_keep()
         if step % cfg.ckpt_every == 0 or step == cfg.iters:
-            write_checkpoint(snapshot(), out, cfg.keep_last)
+            checkpoint()
+        if done["val"] == step and done["ckpt"] == step:
+            wrapup = clock() - t_book
+        elif done["val"] == step or done["ckpt"] == step:  # half of the wrap-up: count it twice
+            wrapup = max(wrapup, 2 * (clock() - t_book))
+    if master and step > start_step:  # a run stopped on the clock ends validated and saved
+        if cfg.val_every and done["val"] != step:
+            validate_and_keep()
+        if done["ckpt"] != step:
+            checkpoint()
 
     # -- wrap up
     bar.close()
@@ -210,4 +283,8 @@ def run_training(
         n_valid=n_valid,
         device=str(device),
         world_size=world,
+        stopped_by=stopped_by,
+        cpu_seconds=round(time.process_time() - cpu_start, 3),
+        load=[round(x, 2) for x in os.getloadavg()],
+        best_val_score=best_score,
     )

@@ -23,6 +23,7 @@ def checkpoint_state(
     step: int,
     sampler: torch.Generator,
     best_val_l1: float | None,
+    best_val_score: float | None = None,
 ) -> dict[str, Any]:
     """The checkpoint dict (format documented in train/checkpoint.py), from unwrapped modules."""
     return {
@@ -42,6 +43,7 @@ def checkpoint_state(
         "rng": rng_state(sampler),
         "config": cfg.to_dict(),
         "best_val_l1": best_val_l1,
+        "best_val_score": best_val_score,
     }
 
 

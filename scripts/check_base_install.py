@@ -37,7 +37,7 @@ def fail(message: str, proc: subprocess.CompletedProcess[str] | None = None) -> 
 
 def make_inputs(folder: Path) -> tuple[Path, Path]:
     """The toy ONNX model of the runtime tests and 3 PNG masks, plus a .mhd and a .nii.gz."""
-    sys.path.insert(0, str(ROOT / "tests" / "runtime"))
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "runtime")]  # fakes/, helpers
     from runtime_helpers import SIZE, labels_mask, toy_model, write_png
 
     model = toy_model(folder / "toy.onnx")

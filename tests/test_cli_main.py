@@ -164,3 +164,64 @@ def test_real_looking_tensorrt_is_detected(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     monkeypatch.setattr(availability, "has_module", lambda name: True)
     assert availability.tensorrt_module() is fake
+
+
+def _tied_defaults() -> dict[str, tuple[type, dict[str, object]]]:
+    """command -> (the library dataclass its options fill, notes that are not one field)."""
+    from echogen_trt.demo.config import DemoConfig
+    from echogen_trt.evaluate.config import EvalConfig
+    from echogen_trt.serve.limits import FD_RESERVE, ServeLimits
+    from echogen_trt.train.config import TrainConfig, default_out
+
+    return {
+        "train": (TrainConfig, {"out": default_out("<experiment>")}),
+        "evaluate": (EvalConfig, {}),
+        "demo": (DemoConfig, {}),
+        "serve": (
+            ServeLimits,
+            {
+                "max_body_mb": ServeLimits.max_body_bytes / 2**20,
+                "max_connections": f"open-file limit - {FD_RESERVE}",
+            },
+        ),
+    }
+
+
+def _help_notes(name: str) -> dict[str, str]:
+    """option dest -> X of the "[default: X]" its line of `echogen-trt NAME --help` shows."""
+    import importlib
+    import re
+
+    module, attr, _ = cli_mod.COMMANDS[name]
+    command = getattr(importlib.import_module(module), attr)
+    ctx = click.Context(command, info_name=name)
+    notes = {}
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        found = re.search(r"\[default: ([^\]]+)\]", record[1]) if record else None
+        if found and param.name:
+            notes[param.name] = found.group(1)
+    return notes
+
+
+def test_help_defaults_are_the_library_defaults() -> None:
+    """Every "[default: X]" of train/evaluate/demo/serve --help is the default of the library
+    field the option fills (default=None there), so the help cannot drift from the library."""
+    from dataclasses import MISSING, fields
+
+    checked = 0
+    for name, (config, special) in _tied_defaults().items():
+        defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+        for option, shown in _help_notes(name).items():
+            if option in special:
+                expected = special[option]
+            elif defaults.get(option) is not None:
+                expected = defaults[option]
+            else:
+                continue  # not a library field (e.g. evaluate --cache: an environment rule)
+            if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+                assert float(shown) == expected, f"{name} --{option}: help {shown}, lib {expected}"
+            else:
+                assert shown == str(expected), f"{name} --{option}: help {shown}, lib {expected}"
+            checked += 1
+    assert checked >= 30  # train 19, evaluate 4, demo 4, serve 9 at the time of writing

@@ -50,3 +50,10 @@ def check_seed(seed: object, subject: str = "--seed") -> int:
             f"{subject} | {seed!r}. Expected an integer 0..{SEED_MAX}. Hint: e.g. --seed 1."
         )
     return seed
+
+
+def default_note(value: object) -> str:
+    """'[default: X]' for a click help string, X being the library's default (a dataclass field
+    such as `TrainConfig.iters`, read where the option is declared), so the help cannot drift
+    from what an unset option (default=None) actually means."""
+    return f"[default: {value:g}]" if isinstance(value, float) else f"[default: {value}]"

@@ -166,10 +166,12 @@ def test_real_looking_tensorrt_is_detected(monkeypatch) -> None:
     assert availability.tensorrt_module() is fake
 
 
-def _tied_defaults() -> dict[str, tuple[type, dict[str, object]]]:
+def _tied_defaults() -> dict[str, tuple[type | None, dict[str, object]]]:
     """command -> (the library dataclass its options fill, notes that are not one field)."""
+    from echogen_trt.artifacts.precision import EXPORT_DEFAULT
     from echogen_trt.demo.config import DemoConfig
     from echogen_trt.evaluate.config import EvalConfig
+    from echogen_trt.export.onnx_export import DEFAULT_OPSET
     from echogen_trt.serve.limits import FD_RESERVE, ServeLimits
     from echogen_trt.train.config import TrainConfig, default_out
 
@@ -177,6 +179,7 @@ def _tied_defaults() -> dict[str, tuple[type, dict[str, object]]]:
         "train": (TrainConfig, {"out": default_out("<experiment>")}),
         "evaluate": (EvalConfig, {}),
         "demo": (DemoConfig, {}),
+        "export": (None, {"opset": DEFAULT_OPSET, "precision": EXPORT_DEFAULT}),
         "serve": (
             ServeLimits,
             {
@@ -205,13 +208,14 @@ def _help_notes(name: str) -> dict[str, str]:
 
 
 def test_help_defaults_are_the_library_defaults() -> None:
-    """Every "[default: X]" of train/evaluate/demo/serve --help is the default of the library
+    """Every "[default: X]" of train/evaluate/demo/serve/export --help is the default of the library
     field the option fills (default=None there), so the help cannot drift from the library."""
     from dataclasses import MISSING, fields
 
     checked = 0
     for name, (config, special) in _tied_defaults().items():
-        defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+        found = fields(config) if config is not None else ()
+        defaults = {f.name: f.default for f in found if f.default is not MISSING}
         for option, shown in _help_notes(name).items():
             if option in special:
                 expected = special[option]
@@ -224,4 +228,4 @@ def test_help_defaults_are_the_library_defaults() -> None:
             else:
                 assert shown == str(expected), f"{name} --{option}: help {shown}, lib {expected}"
             checked += 1
-    assert checked >= 30  # train 19, evaluate 4, demo 4, serve 9 at the time of writing
+    assert checked >= 35  # train 20, evaluate 5, demo 4, export 2, serve 9 when written

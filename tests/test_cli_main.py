@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 import types
+from collections.abc import Callable
+from typing import Any
 
 import click
 import pytest
@@ -166,12 +168,14 @@ def test_real_looking_tensorrt_is_detected(monkeypatch) -> None:
     assert availability.tensorrt_module() is fake
 
 
-def _tied_defaults() -> dict[str, tuple[type | None, dict[str, object]]]:
-    """command -> (the library dataclass its options fill, notes that are not one field)."""
+def _tied_defaults() -> dict[str, tuple[Callable[..., Any] | None, dict[str, object]]]:
+    """command -> (the library dataclass or function its options fill, notes that are not one
+    of its fields or parameters)."""
     from echogen_trt.artifacts.precision import EXPORT_DEFAULT
     from echogen_trt.demo.config import DemoConfig
     from echogen_trt.evaluate.config import EvalConfig
     from echogen_trt.export.onnx_export import DEFAULT_OPSET
+    from echogen_trt.runtime.pipeline import run_generate
     from echogen_trt.serve.limits import FD_RESERVE, ServeLimits
     from echogen_trt.train.config import TrainConfig, default_out
 
@@ -179,6 +183,7 @@ def _tied_defaults() -> dict[str, tuple[type | None, dict[str, object]]]:
         "train": (TrainConfig, {"out": default_out("<experiment>")}),
         "evaluate": (EvalConfig, {}),
         "demo": (DemoConfig, {}),
+        "generate": (run_generate, {}),
         "export": (None, {"opset": DEFAULT_OPSET, "precision": EXPORT_DEFAULT}),
         "serve": (
             ServeLimits,
@@ -208,14 +213,15 @@ def _help_notes(name: str) -> dict[str, str]:
 
 
 def test_help_defaults_are_the_library_defaults() -> None:
-    """Every "[default: X]" of train/evaluate/demo/serve/export --help is the default of the library
-    field the option fills (default=None there), so the help cannot drift from the library."""
-    from dataclasses import MISSING, fields
+    """Every "[default: X]" of train/evaluate/demo/serve/export/generate --help is the default
+    of the library field or parameter the option fills (default=None there), so the help cannot
+    drift from the library."""
+    import inspect
 
     checked = 0
     for name, (config, special) in _tied_defaults().items():
-        found = fields(config) if config is not None else ()
-        defaults = {f.name: f.default for f in found if f.default is not MISSING}
+        params = inspect.signature(config).parameters if config is not None else {}
+        defaults = {k: p.default for k, p in params.items() if p.default is not p.empty}
         for option, shown in _help_notes(name).items():
             if option in special:
                 expected = special[option]
@@ -228,4 +234,4 @@ def test_help_defaults_are_the_library_defaults() -> None:
             else:
                 assert shown == str(expected), f"{name} --{option}: help {shown}, lib {expected}"
             checked += 1
-    assert checked >= 35  # train 20, evaluate 5, demo 4, export 2, serve 9 when written
+    assert checked >= 40  # train 20, evaluate 5, demo 4, export 2, generate 4, serve 9

@@ -26,7 +26,8 @@ from echogen_trt.errors import CheckpointError, ConfigError
 from echogen_trt.fileio import atomic_write
 from echogen_trt.fileio import sha256_file as file_sha256
 from echogen_trt.models.factory import build_generator
-from echogen_trt.train.config import BEST_CKPT, LAST_CKPT, RUNS_DIR
+from echogen_trt.runtime.default_model import RUNS_DIR
+from echogen_trt.train.config import BEST_CKPT, LAST_CKPT
 
 log = logging.getLogger(__name__)
 

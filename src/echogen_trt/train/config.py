@@ -21,6 +21,7 @@ from echogen_trt.artifacts.model_meta import REFERENCE_SIZE
 from echogen_trt.errors import ConfigError
 from echogen_trt.fileio import write_bytes_atomic
 from echogen_trt.option_values import check_seed
+from echogen_trt.runtime.default_model import RUNS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ TRAIN_PHASES = ("ED", "ES", "both")
 OUTPUT_BIASES = ("target_mean", "zero")
 
 # The run folder's layout: every reader, writer and message names these files through them.
-RUNS_DIR = "runs"  # a run's default folder is runs/<experiment> (`default_out`)
 LAST_CKPT = "last.pt"  # the newest checkpoint, what --resume continues from
 BEST_CKPT = "best.pt"  # the checkpoint with the best validation score
 CONFIG_FILE = "config.json"  # the resolved TrainConfig of the run

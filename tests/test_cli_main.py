@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 import types
+from collections.abc import Callable
+from typing import Any
 
 import click
 import pytest
@@ -164,3 +166,72 @@ def test_real_looking_tensorrt_is_detected(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     monkeypatch.setattr(availability, "has_module", lambda name: True)
     assert availability.tensorrt_module() is fake
+
+
+def _tied_defaults() -> dict[str, tuple[Callable[..., Any] | None, dict[str, object]]]:
+    """command -> (the library dataclass or function its options fill, notes that are not one
+    of its fields or parameters)."""
+    from echogen_trt.artifacts.precision import EXPORT_DEFAULT
+    from echogen_trt.demo.config import DemoConfig
+    from echogen_trt.evaluate.config import EvalConfig
+    from echogen_trt.export.onnx_export import DEFAULT_OPSET
+    from echogen_trt.runtime.pipeline import run_generate
+    from echogen_trt.serve.limits import FD_RESERVE, ServeLimits
+    from echogen_trt.train.config import TrainConfig, default_out
+
+    return {
+        "train": (TrainConfig, {"out": default_out("<experiment>")}),
+        "evaluate": (EvalConfig, {}),
+        "demo": (DemoConfig, {}),
+        "generate": (run_generate, {}),
+        "export": (None, {"opset": DEFAULT_OPSET, "precision": EXPORT_DEFAULT}),
+        "serve": (
+            ServeLimits,
+            {
+                "max_body_mb": ServeLimits.max_body_bytes / 2**20,
+                "max_connections": f"open-file limit - {FD_RESERVE}",
+            },
+        ),
+    }
+
+
+def _help_notes(name: str) -> dict[str, str]:
+    """option dest -> X of the "[default: X]" its line of `echogen-trt NAME --help` shows."""
+    import importlib
+    import re
+
+    module, attr, _ = cli_mod.COMMANDS[name]
+    command = getattr(importlib.import_module(module), attr)
+    ctx = click.Context(command, info_name=name)
+    notes = {}
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        found = re.search(r"\[default: ([^\]]+)\]", record[1]) if record else None
+        if found and param.name:
+            notes[param.name] = found.group(1)
+    return notes
+
+
+def test_help_defaults_are_the_library_defaults() -> None:
+    """Every "[default: X]" of train/evaluate/demo/serve/export/generate --help is the default
+    of the library field or parameter the option fills (default=None there), so the help cannot
+    drift from the library."""
+    import inspect
+
+    checked = 0
+    for name, (config, special) in _tied_defaults().items():
+        params = inspect.signature(config).parameters if config is not None else {}
+        defaults = {k: p.default for k, p in params.items() if p.default is not p.empty}
+        for option, shown in _help_notes(name).items():
+            if option in special:
+                expected = special[option]
+            elif defaults.get(option) is not None:
+                expected = defaults[option]
+            else:
+                continue  # not a library field (e.g. evaluate --cache: an environment rule)
+            if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+                assert float(shown) == expected, f"{name} --{option}: help {shown}, lib {expected}"
+            else:
+                assert shown == str(expected), f"{name} --{option}: help {shown}, lib {expected}"
+            checked += 1
+    assert checked >= 40  # train 20, evaluate 5, demo 4, export 2, generate 4, serve 9

@@ -5,7 +5,10 @@ Errors name the option and show an example, so `--batch 1,,x` fails the same way
 
 from __future__ import annotations
 
+import inspect
 import re
+from collections.abc import Callable
+from typing import Any
 
 from echogen_trt.errors import ConfigError
 
@@ -50,3 +53,16 @@ def check_seed(seed: object, subject: str = "--seed") -> int:
             f"{subject} | {seed!r}. Expected an integer 0..{SEED_MAX}. Hint: e.g. --seed 1."
         )
     return seed
+
+
+def default_note(value: object) -> str:
+    """'[default: X]' for a click help string, X being the library's default (a dataclass field
+    such as `TrainConfig.iters`, read where the option is declared), so the help cannot drift
+    from what an unset option (default=None) actually means."""
+    return f"[default: {value:g}]" if isinstance(value, float) else f"[default: {value}]"
+
+
+def default_of(func: Callable[..., Any], name: str) -> Any:
+    """The default of `func`'s parameter `name` (a library function whose keyword an option
+    fills), for `default_note` where the default is no dataclass field."""
+    return inspect.signature(func).parameters[name].default

@@ -16,6 +16,8 @@ from echogen_trt.artifacts.precision import BF16, FP32, INT8, PRECISIONS
 from echogen_trt.errors import InputMismatch
 
 META_PREFIX = "echogen."
+# The reference model's square input and output size; every default image size reads it.
+REFERENCE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class ModelMeta:
 
     experiment: str
     kept_labels: tuple[int, ...]
-    input_size: tuple[int, int] = (256, 256)  # (H, W)
+    input_size: tuple[int, int] = (REFERENCE_SIZE, REFERENCE_SIZE)  # (H, W)
     io: str = "float"  # "float" | "uint8"
     precision: str = FP32  # one of precision.PRECISIONS (of the weights/compute in the file)
     input_name: str = "mask"

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from echogen_trt.artifacts.model_meta import REFERENCE_SIZE
 from echogen_trt.errors import BackendUnavailable, ConfigError, InputMismatch
 
 KERNEL = 4  # every conv in the generator is 4x4
@@ -43,7 +44,7 @@ def flops_from_config(model_config: dict[str, Any]) -> float:
             "Hint: benchmark its ONNX export, whose graph is counted directly."
         )
     width = int(model_config.get("width", 64))
-    size = int(model_config.get("image_size", 256))
+    size = int(model_config.get("image_size", REFERENCE_SIZE))
     c_in0 = int(model_config.get("in_channels", 1))
     c_out_last = int(model_config.get("out_channels", 1))
     skips = bool(model_config.get("skips", False))

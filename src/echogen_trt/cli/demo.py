@@ -12,22 +12,28 @@ from typing import Any
 
 import click
 
+from echogen_trt.demo.config import DemoConfig
+from echogen_trt.option_values import default_note
+
 
 @click.command("demo")
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for everything the demo writes.  [default: demo]",
+    help=f"Folder for everything the demo writes.  {default_note(DemoConfig.out)}",
 )  # fmt: skip
 @click.option("--fresh", is_flag=True, help="Redo every step, even those that are up to date.")
 @click.option(
     "--minutes", type=float,
     help="Training budget: training stops when it runs out, whatever the machine's load. "
-    "[default: 4.5]",
+    f"{default_note(DemoConfig.minutes)}",
 )  # fmt: skip
-@click.option("--patients", type=int, help="Phantom patients to synthesise.  [default: 60]")
+@click.option(
+    "--patients", type=int,
+    help=f"Phantom patients to synthesise.  {default_note(DemoConfig.patients)}",
+)  # fmt: skip
 @click.option(
     "--device", help="Training device: auto, cpu, cuda or cuda:N (auto: a GPU trains the full "
-    "reference model).  [default: auto]",
+    f"reference model).  {default_note(DemoConfig.device)}",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 # hidden: shrink the run for tests and quick looks

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from echogen_trt.evaluate.config import EVAL_SPLITS, EvalConfig
+from echogen_trt.option_values import default_note
 from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 
 
@@ -20,8 +22,9 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
     help=f"{describe_suffixes().capitalize()} (anything `generate` serves).",
 )  # fmt: skip
 @click.option(
-    "--split", type=click.Choice(["test", "valid"]), help="Frames judged.  [default: test]"
-)
+    "--split", type=click.Choice(EVAL_SPLITS),
+    help=f"Frames judged.  {default_note(EvalConfig.split)}",
+)  # fmt: skip
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
     help="Write the summary as JSON to this file ('-' for stdout).",
@@ -31,7 +34,11 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
     help="Folder for report.md, examples.png and evaluation.json.",
 )  # fmt: skip
 @click.option("--backend", type=click.Choice([AUTO, *names()]), help="Default: from the suffix.")
-@click.option("--seed", type=int, help="Seed of the segmenters and the KID subsets.  [default: 0]")
+@click.option(
+    "--seed",
+    type=int,
+    help=f"Seed of the segmenters and the KID subsets.  {default_note(EvalConfig.seed)}",
+)
 @click.option(
     "--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
     help="Where trained segmenters are kept.  [default: $ECHOGEN_CACHE or ~/.cache/echogen-trt]",
@@ -45,14 +52,18 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 @click.option("--seg-width", type=click.IntRange(min=1), help="Segmenter base width.")
 @click.option(
     "--judges", type=click.IntRange(min=1),
-    help="Segmenter seeds; Dice is their mean, reported with their spread.  [default: 3]",
+    help="Segmenter seeds; Dice is their mean, reported with their spread.  "
+    f"{default_note(EvalConfig.judges)}",
 )  # fmt: skip
 @click.option(
     "--judge-min-dice", type=click.FloatRange(0.0, 1.0, max_open=True),
     help="Quality gate: a judge reading real frames below this Dice for a structure is retrained "
-    "once, then refused.  [default: 0.7]",
+    f"once, then refused.  {default_note(EvalConfig.judge_min_dice)}",
 )  # fmt: skip
-@click.option("--device", help="Segmenter device: auto, cpu, cuda or cuda:N.  [default: auto]")
+@click.option(
+    "--device",
+    help=f"Segmenter device: auto, cpu, cuda or cuda:N.  {default_note(EvalConfig.device)}",
+)
 def evaluate(
     data: Path, model: str, json_path: Path | None, report: Path | None, no_cache: bool,
     no_synthetic: bool, seg_iters: int | None, seg_width: int | None, judges: int | None,

@@ -11,7 +11,9 @@ import click
 
 from echogen_trt.artifacts.openvino_ir import IR_SUFFIX
 from echogen_trt.artifacts.precision import BF16, EXPORT_CHOICES, EXPORT_DEFAULT, INT8
+from echogen_trt.export.onnx_export import DEFAULT_OPSET
 from echogen_trt.export.verify import VerificationFailed, VerifyReport
+from echogen_trt.option_values import default_note
 
 
 def format_report(report: VerifyReport) -> str:
@@ -48,7 +50,7 @@ def _describe(result: Any) -> str:
     help="Weights/compute precision in the file; I/O stays FP32 (or uint8). int8: quantized "
     "after calibration on --calibrate DATA (see --out). bf16: an OpenVINO IR computed in "
     "bfloat16 (CPUs with avx512_bf16 or AMX), gated like int8 on --calibrate DATA's test split. "
-    f"[default: {EXPORT_DEFAULT}]",
+    f"{default_note(EXPORT_DEFAULT)}",
 )  # fmt: skip
 @click.option(
     "--calibrate", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -71,7 +73,7 @@ def _describe(result: Any) -> str:
     "--fused-io", is_flag=True, default=False,
     help="uint8 (N,H,W) raw labels in, uint8 frames out: label selection and scaling in-graph.",
 )  # fmt: skip
-@click.option("--opset", type=int, default=None, help="ONNX opset. [default: 17]")
+@click.option("--opset", type=int, default=None, help=f"ONNX opset. {default_note(DEFAULT_OPSET)}")
 @click.option("--no-verify", is_flag=True, default=False, help="Skip the ORT-vs-torch checks.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print a JSON summary.")
 def export(

@@ -11,7 +11,8 @@ import click
 
 from echogen_trt.errors import ConfigError
 from echogen_trt.fileio import show_path
-from echogen_trt.runtime.default_model import find_default_model, show_relative
+from echogen_trt.option_values import default_note, default_of
+from echogen_trt.runtime.default_model import RUNS_DIR, find_default_model, show_relative
 from echogen_trt.runtime.job_plan import FORMATS, K8S_COUNT_VAR, parse_shard, shard_from_env
 from echogen_trt.runtime.pipeline import SIZES, GenerateSummary, run_generate
 from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
@@ -31,7 +32,8 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
     "--model",
     "-m",
     type=click.Path(dir_okay=False),
-    help=f"{describe_suffixes().capitalize()}. Default: the one obvious model in . or runs/*/.",
+    help=f"{describe_suffixes().capitalize()}. Default: the one obvious model in . or "
+    f"{RUNS_DIR}/*/.",
 )
 @click.option(
     "--backend",
@@ -39,14 +41,24 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
     help="Default: from the model's suffix. auto: for an .onnx file the faster of ONNX Runtime "
     "and OpenVINO on this machine, measured once and cached (`doctor --model` shows it).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), help="Masks per inference call [8].")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help=f"Masks per inference call. {default_note(default_of(run_generate, 'batch_size'))}",
+)
 @click.option("--recursive", "-r", is_flag=True, help="Descend into sub-folders of input folders.")
 @click.option(
     "--size",
     type=click.Choice(SIZES),
-    help="Frames at the model's resolution [model] or each mask's own size.",
+    help="Frames at the model's resolution or each mask's own size. "
+    f"{default_note(default_of(run_generate, 'size'))}",
 )
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), help="Frame format [png].")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(FORMATS)),
+    help=f"Frame format. {default_note(default_of(run_generate, 'fmt'))}",
+)
 @click.option(
     "--overlay",
     is_flag=True,
@@ -74,7 +86,8 @@ from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
-    help="Refuse masks larger than this, from the file header [67108864 = 8192x8192].",
+    help="Refuse masks larger than this, from the file header. "
+    f"{default_note(default_of(run_generate, 'max_pixels'))}",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context

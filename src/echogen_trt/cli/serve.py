@@ -7,7 +7,9 @@ from typing import Any
 import click
 
 from echogen_trt.errors import BackendUnavailable
+from echogen_trt.option_values import default_note
 from echogen_trt.runtime.registry import AUTO, describe_suffixes, names
+from echogen_trt.serve.limits import FD_RESERVE, ServeLimits
 
 # Options that map one-to-one onto ServeLimits fields (their defaults live there, once).
 LIMIT_OPTIONS = (
@@ -50,37 +52,46 @@ LIMIT_OPTIONS = (
 )  # fmt: skip
 @click.option(
     "--max-body-mb", type=click.FloatRange(min=0.001),
-    help="Largest request body; bigger ones get 413 [16].",
+    help="Largest request body; bigger ones get 413. "
+    f"{default_note(ServeLimits.max_body_bytes / 2**20)}",
 )  # fmt: skip
 @click.option(
-    "--max-pixels", type=click.IntRange(min=1), help="Largest mask; bigger get 413 [4194304]."
-)
+    "--max-pixels", type=click.IntRange(min=1),
+    help=f"Largest mask; bigger get 413. {default_note(ServeLimits.max_pixels)}",
+)  # fmt: skip
 @click.option(
-    "--max-queue", type=click.IntRange(min=1), help="Masks waiting for the model; then 503 [64]."
-)
+    "--max-queue", type=click.IntRange(min=1),
+    help=f"Masks waiting for the model; then 503. {default_note(ServeLimits.max_queue)}",
+)  # fmt: skip
 @click.option(
     "--upload-slots", type=click.IntRange(min=1),
-    help="Requests reading/decoding a body at once; then 503 [4]. Bounds memory.",
+    help="Requests reading/decoding a body at once; then 503. Bounds memory. "
+    f"{default_note(ServeLimits.upload_slots)}",
 )  # fmt: skip
 @click.option(
     "--request-timeout-s", type=click.FloatRange(min=0.001),
-    help="Headers to frame, queue included; then 503 [30].",
+    help="Headers to frame, queue included; then 503. "
+    f"{default_note(ServeLimits.request_timeout_s)}",
 )  # fmt: skip
 @click.option(
     "--header-timeout-s", type=click.FloatRange(min=0.001),
-    help="A connection must send its request headers within this; else closed [10].",
+    help="A connection must send its request headers within this; else closed. "
+    f"{default_note(ServeLimits.header_timeout_s)}",
 )  # fmt: skip
 @click.option(
     "--body-timeout-s", type=click.FloatRange(min=0.001),
-    help="The whole request body must arrive within this; else 408 [30].",
+    help="The whole request body must arrive within this; else 408. "
+    f"{default_note(ServeLimits.body_timeout_s)}",
 )  # fmt: skip
 @click.option(
     "--max-connections", type=click.IntRange(min=1),
-    help="Connections served at once; more get 503 [open-file limit - 96].",
+    help="Connections served at once; more get 503. "
+    f"{default_note(f'open-file limit - {FD_RESERVE}')}",
 )  # fmt: skip
 @click.option(
     "--graceful-timeout-s", type=click.FloatRange(min=0.001),
-    help="On SIGTERM, how long requests in flight may finish [10].",
+    help="On SIGTERM, how long requests in flight may finish. "
+    f"{default_note(ServeLimits.graceful_timeout_s)}",
 )  # fmt: skip
 def serve(model: str, host: str, port: int, max_body_mb: float | None, **options: Any) -> None:
     """Serve MODEL over HTTP: a mask-drawing page at /, POST /v1/generate, /v1/model,
@@ -92,7 +103,6 @@ def serve(model: str, host: str, port: int, max_body_mb: float | None, **options
       open http://127.0.0.1:8000/
     """
     try:
-        from echogen_trt.serve.limits import ServeLimits
         from echogen_trt.serve.server import run_server
     except ImportError as err:
         raise BackendUnavailable(

@@ -14,13 +14,19 @@ from typing import Any
 import click
 
 from echogen_trt.artifacts.labels import EXPERIMENTS
+from echogen_trt.option_values import default_note
 from echogen_trt.train.config import (
     AMP_MODES,
+    BEST_CKPT,
+    CONFIG_FILE,
     DECODER_ACTS,
     IMAGE_INTERPS,
+    LAST_CKPT,
     OUTPUT_BIASES,
     TRAIN_PHASES,
     UPSAMPLES,
+    TrainConfig,
+    default_out,
     run_config,
 )
 
@@ -29,13 +35,15 @@ from echogen_trt.train.config import (
 @click.option(
     "--data",
     type=click.Path(file_okay=False),
-    help="CAMUS root (either layout). [default: data/phantom]",
+    help=f"CAMUS root (either layout). {default_note(TrainConfig.data)}",
 )
 @click.option(
     "--experiment", type=click.Choice(list(EXPERIMENTS)), help="Labels kept as the condition."
 )
 @click.option(
-    "--out", type=click.Path(file_okay=False), help="Run folder. [default: runs/<experiment>]"
+    "--out",
+    type=click.Path(file_okay=False),
+    help=f"Run folder. {default_note(default_out('<experiment>'))}",
 )
 @click.option(
     "--config",
@@ -46,7 +54,8 @@ from echogen_trt.train.config import (
 @click.option(
     "--iters",
     type=int,
-    help="Total iterations (a resumed run continues up to this). [default: 100000]",
+    help="Total iterations (a resumed run continues up to this). "
+    f"{default_note(TrainConfig.iters)}",
 )
 @click.option(
     "--max-seconds", type=click.FloatRange(min=0.0, min_open=True),
@@ -55,22 +64,34 @@ from echogen_trt.train.config import (
 )  # fmt: skip
 @click.option(
     "--phase", type=click.Choice(TRAIN_PHASES),
-    help="Frames trained on: ED (the reference), ES, or both. [default: ED]",
+    help=f"Frames trained on: ED (the reference), ES, or both. {default_note(TrainConfig.phase)}",
 )  # fmt: skip
 @click.option(
-    "--batch-size", type=int, help="Pairs per iteration, sampled with replacement. [default: 8]"
+    "--batch-size",
+    type=int,
+    help=f"Pairs per iteration, sampled with replacement. {default_note(TrainConfig.batch_size)}",
 )
-@click.option("--lr-g", type=float, help="Generator Adam learning rate. [default: 1.3e-4]")
-@click.option("--lr-d", type=float, help="Discriminator Adam learning rate. [default: 1.5e-4]")
-@click.option("--width", type=int, help="Base channel width of G and D. [default: 64]")
-@click.option("--image-size", type=int, help="Square training size, a power of two. [default: 256]")
+@click.option(
+    "--lr-g", type=float, help=f"Generator Adam learning rate. {default_note(TrainConfig.lr_g)}"
+)
+@click.option(
+    "--lr-d", type=float, help=f"Discriminator Adam learning rate. {default_note(TrainConfig.lr_d)}"
+)
+@click.option(
+    "--width", type=int, help=f"Base channel width of G and D. {default_note(TrainConfig.width)}"
+)
+@click.option(
+    "--image-size",
+    type=int,
+    help=f"Square training size, a power of two. {default_note(TrainConfig.image_size)}",
+)
 @click.option(
     "--skips/--no-skips", default=None, help="U-Net skip connections (the reference has none)."
 )
 @click.option(
     "--upsample", type=click.Choice(UPSAMPLES),
     help="'transpose' (the reference) or 'resize' (resize-then-convolve, against the faint dot "
-    "grid). [default: transpose]",
+    f"grid). {default_note(TrainConfig.upsample)}",
 )  # fmt: skip
 @click.option(
     "--decoder-act", type=click.Choice(DECODER_ACTS), help="'relu' (code) or 'leaky' (paper)."
@@ -79,34 +100,55 @@ from echogen_trt.train.config import (
     "--output-bias",
     type=click.Choice(OUTPUT_BIASES),
     help="Initial bias of G's output conv: 'target_mean' (prevents the saturated apex blob) or "
-    "'zero' (the paper's reference recipe, bit for bit). [default: target_mean]",
+    f"'zero' (the paper's reference recipe, bit for bit). {default_note(TrainConfig.output_bias)}",
 )
 @click.option(
     "--image-interp",
     type=click.Choice(IMAGE_INTERPS),
-    help="Image resize filter. [default: nearest]",
+    help=f"Image resize filter. {default_note(TrainConfig.image_interp)}",
 )
 @click.option(
-    "--split-source", help="auto, reference, official, or a split file/folder. [default: auto]"
+    "--split-source",
+    help="auto, reference, official, or a split file/folder. "
+    f"{default_note(TrainConfig.split_source)}",
 )
-@click.option("--device", help="auto, cpu, cuda or cuda:N. [default: auto]")
+@click.option("--device", help=f"auto, cpu, cuda or cuda:N. {default_note(TrainConfig.device)}")
 @click.option(
-    "--amp", type=click.Choice(AMP_MODES), help="Mixed precision (fp16 needs CUDA). [default: off]"
+    "--amp",
+    type=click.Choice(AMP_MODES),
+    help=f"Mixed precision (fp16 needs CUDA). {default_note(TrainConfig.amp)}",
 )
 @click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format.")
 @click.option("--deterministic/--no-deterministic", default=None, help="Deterministic algorithms.")
-@click.option("--seed", type=int, help="Seed for init and batch sampling. [default: 0]")
-@click.option("--ckpt-every", type=int, help="Checkpoint interval in iterations. [default: 5000]")
 @click.option(
-    "--keep-last", type=int, help="step_*.pt files kept besides last.pt and best.pt. [default: 3]"
+    "--seed", type=int, help=f"Seed for init and batch sampling. {default_note(TrainConfig.seed)}"
 )
-@click.option("--val-every", type=int, help="Validation interval; 0 turns it off. [default: 1000]")
-@click.option("--log-every", type=int, help="Logging interval in iterations. [default: 100]")
+@click.option(
+    "--ckpt-every",
+    type=int,
+    help=f"Checkpoint interval in iterations. {default_note(TrainConfig.ckpt_every)}",
+)
+@click.option(
+    "--keep-last",
+    type=int,
+    help=f"step_*.pt files kept besides {LAST_CKPT} and {BEST_CKPT}. "
+    f"{default_note(TrainConfig.keep_last)}",
+)
+@click.option(
+    "--val-every",
+    type=int,
+    help=f"Validation interval; 0 turns it off. {default_note(TrainConfig.val_every)}",
+)
+@click.option(
+    "--log-every",
+    type=int,
+    help=f"Logging interval in iterations. {default_note(TrainConfig.log_every)}",
+)
 @click.option(
     "--resume",
     is_flag=True,
-    help="Continue the run in --out (or the preset's out) from its last.pt, with the settings "
-    "of its config.json; flags given here override them, except the architecture.",
+    help=f"Continue the run in --out (or the preset's out) from its {LAST_CKPT}, with the "
+    f"settings of its {CONFIG_FILE}; flags given here override them, except the architecture.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def train(config_path: str | None, resume: bool, as_json: bool, **options: Any) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from echogen_trt.artifacts.labels import DEFAULT_EXPERIMENT, kept_labels, select_labels
+from echogen_trt.artifacts.model_meta import REFERENCE_SIZE
 from echogen_trt.artifacts.preprocess import (
     IMAGE_INTERPOLATIONS,
     check_size,
@@ -62,7 +63,7 @@ def load_pairs(
     split: str = "train",
     view: str = "4CH",
     phase: str = "ED",
-    size: tuple[int, int] = (256, 256),
+    size: tuple[int, int] = (REFERENCE_SIZE, REFERENCE_SIZE),
     image_interp: str = "nearest",
     split_source: str = "auto",
     skip_bad: bool = False,

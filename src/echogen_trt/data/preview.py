@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from echogen_trt.artifacts.labels import PALETTE
+from echogen_trt.artifacts.model_meta import REFERENCE_SIZE
 from echogen_trt.data.records import ViewRecord
 from echogen_trt.errors import ConfigError, DataError
 from echogen_trt.fileio import check_outputs, show_path
@@ -30,7 +31,7 @@ def contact_sheet(
     *,
     view: str = "4CH",
     phase: str = "ED",
-    size: int = 256,
+    size: int = REFERENCE_SIZE,
     columns: int = 2,
 ) -> Path:
     """Write a PNG grid of up to `n` (mask | image) pairs and return its path.

@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from echogen_trt.artifacts.labels import DEFAULT_EXPERIMENT, kept_labels
+from echogen_trt.artifacts.model_meta import REFERENCE_SIZE
 from echogen_trt.errors import ConfigError
 from echogen_trt.option_values import parse_ints
 
 # (width, image_size) per device type: a CPU gets a model that learns visibly in minutes.
-MODEL_BY_DEVICE = {"cpu": (16, 128), "cuda": (64, 256)}
+MODEL_BY_DEVICE = {"cpu": (16, 128), "cuda": (64, REFERENCE_SIZE)}
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from echogen_trt.demo.context import (
 )
 from echogen_trt.errors import BackendUnavailable, EchogenError
 from echogen_trt.fileio import write_text_atomic
+from echogen_trt.train.config import LAST_CKPT, METRICS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def train_model_step(ctx: Context) -> Outcome:
         f"{iters} iterations{budget} (width {tcfg.width} at {tcfg.image_size}x{tcfg.image_size}, "
         f"batch {tcfg.batch_size}, ED+ES; {summary.it_per_s:.2f} it/s on {summary.device}{load})"
         + (f"; WARNING: {few}" if few else ""),
-        {"checkpoint": f"{RUN}/last.pt", "metrics": f"{RUN}/metrics.jsonl"},
+        {"checkpoint": f"{RUN}/{LAST_CKPT}", "metrics": f"{RUN}/{METRICS_FILE}"},
         info,
     )
 

@@ -20,7 +20,7 @@ _HOMES = {
     "EvalResult": "protocol",
     "evaluate_generator": "protocol",
     "run_evaluation": "run",
-    "SegmenterSettings": "segment",
+    "SegmenterSettings": "config",
 }
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +36,16 @@ from tqdm import tqdm
 from echogen_trt.artifacts.labels import DEFAULT_EXPERIMENT, select_labels
 from echogen_trt.data.dataset import load_pairs
 from echogen_trt.data.splits import check_disjoint
-from echogen_trt.errors import ConfigError, InputMismatch, OutputError, TrainingError
+from echogen_trt.errors import InputMismatch, OutputError, TrainingError
 from echogen_trt.evaluate import cache
+from echogen_trt.evaluate.config import EVAL_PHASES as EVAL_PHASES
+from echogen_trt.evaluate.config import EVAL_SPLITS as EVAL_SPLITS
+from echogen_trt.evaluate.config import EvalConfig as EvalConfig
 from echogen_trt.evaluate.dice import dice_per_image, structures_for
 from echogen_trt.evaluate.distance import mean_distances
 from echogen_trt.evaluate.kid import KID_MIN_FRAMES, default_subset_size, kid, kid_null, null_test
 from echogen_trt.evaluate.ladder import grey_sector, sector, sector_level
 from echogen_trt.evaluate.segment import (
-    SegmenterSettings,
     count_params,
     encoder_features,
     load_segmenter,
@@ -58,56 +60,7 @@ log = logging.getLogger(__name__)
 
 # raw-label masks uint8 (N, H, W) -> frames uint8 (N, h, w); resized to the masks' size if needed
 FrameFn = Callable[[np.ndarray], np.ndarray]
-EVAL_SPLITS = ("test", "valid")
-EVAL_PHASES = ("ED", "ES", "seq")  # "seq": the labelled half-sequence frames between ED and ES
 RETRY_SEED = 1000  # a judge that fails the gate is retrained once with seed + RETRY_SEED
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Every knob of the protocol; the defaults are the documented protocol."""
-
-    split: str = "test"  # the frames judged; the segmenters always learn from "train"
-    view: str = "4CH"
-    phases: tuple[str, ...] = EVAL_PHASES  # "seq" adds nothing where the tree has no sequences
-    split_source: str = "auto"
-    seed: int = 0
-    segmenter: SegmenterSettings = field(default_factory=SegmenterSettings)
-    synthetic: bool = True  # also run the synthetic-only downstream protocol
-    kid_subsets: int = 100
-    batch_size: int = 8  # masks per generator call
-    device: str = "auto"  # segmenter device: "auto" (CUDA when there), "cpu", "cuda", "cuda:N"
-    use_cache: bool = True
-    n_examples: int = 4  # test frames shown in the report's picture
-    judges: int = 3  # judge seeds (seed, seed + 1, ...): Dice is their mean, with their spread
-    judge_min_dice: float = 0.7  # the quality gate: real-frame Dice of every structure
-    kid_null_draws: int = 50  # real-vs-real KID draws of the null
-
-    def check(self) -> EvalConfig:
-        if self.split not in EVAL_SPLITS:
-            raise ConfigError(
-                f"--split | {self.split!r}. Expected one of {list(EVAL_SPLITS)} (the segmenters "
-                "learn from 'train', so judging on it would flatter every number)."
-            )
-        bad = [p for p in self.phases if p not in EVAL_PHASES]
-        if not self.phases or bad:
-            raise ConfigError(
-                f"phases | {list(self.phases)}. Expected a non-empty subset of {EVAL_PHASES}."
-            )
-        if min(self.kid_subsets, self.batch_size, self.judges, self.kid_null_draws) < 1:
-            raise ConfigError(
-                f"kid_subsets / batch_size / judges / kid_null_draws | {self.kid_subsets} / "
-                f"{self.batch_size} / {self.judges} / {self.kid_null_draws}. Expected >= 1."
-            )
-        if not 0.0 <= self.judge_min_dice < 1.0:
-            raise ConfigError(f"judge_min_dice | {self.judge_min_dice}. Expected 0 <= x < 1.")
-        self.segmenter.check()
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["phases"] = list(self.phases)
-        return data
 
 
 @dataclass

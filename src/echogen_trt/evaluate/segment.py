@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from pickle import UnpicklingError
 from typing import Any
@@ -22,46 +21,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from echogen_trt.errors import CheckpointError, ConfigError, DataError
+from echogen_trt.errors import CheckpointError, DataError
+from echogen_trt.evaluate.config import SegmenterSettings as SegmenterSettings
 from echogen_trt.models.segmenter import N_CLASSES, SegmenterUNet
 from echogen_trt.train.checkpoint import save_checkpoint
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class SegmenterSettings:
-    """How the judge is built and trained; part of its cache key.
-
-    The defaults train on the demo's data (96 phantom frames at 128x128) in about 35 s on two CPU
-    cores and segment phantoms at Dice 0.93-0.98; 100 iterations under-fit the LA (README).
-    """
-
-    width: int = 8
-    depth: int = 4
-    iters: int = 200
-    batch_size: int = 8
-    lr: float = 3e-3
-    augment: bool = True
-    blur: float = 1.5  # largest Gaussian blur sigma, in pixels at 128 px (scaled with the size)
-    shift: float = 0.04  # largest translation, as a share of the frame size
-
-    def check(self) -> SegmenterSettings:
-        if (
-            min(self.width, self.depth, self.iters, self.batch_size) < 1
-            or not self.lr > 0
-            or min(self.blur, self.shift) < 0
-        ):
-            raise ConfigError(
-                f"segmenter settings | {self.to_dict()}. Expected positive width, depth, iters, "
-                "batch_size and lr, and blur, shift >= 0."
-            )
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def build_segmenter(settings: SegmenterSettings) -> SegmenterUNet:

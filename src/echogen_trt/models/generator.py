@@ -18,6 +18,7 @@ import warnings
 import torch
 from torch import nn
 
+from echogen_trt.artifacts.model_meta import REFERENCE_SIZE
 from echogen_trt.errors import ConfigError
 from echogen_trt.models.keras_batchnorm import KerasBatchNorm2d
 
@@ -79,7 +80,8 @@ def depth_for(image_size: int) -> int:
     if image_size < 8 or image_size & (image_size - 1):
         raise ConfigError(
             f"image_size | {image_size} is not supported. Expected a power of two >= 8 "
-            "(256 is the reference). Hint: pass --image-size 256 (or 64 for a quick test)."
+            f"({REFERENCE_SIZE} is the reference). Hint: pass --image-size {REFERENCE_SIZE} (or 64 "
+            "for a quick test)."
         )
     return int(math.log2(image_size)) - 1
 
@@ -136,7 +138,7 @@ class EncoderDecoderGenerator(nn.Module):
         in_channels: int = 1,
         out_channels: int = 1,
         width: int = 64,
-        image_size: int = 256,
+        image_size: int = REFERENCE_SIZE,
         skips: bool = False,
         decoder_act: str = "relu",
         out_bias: float = 0.0,

@@ -15,10 +15,13 @@ from echogen_trt.runtime.registry import backend_availability, records, resolve_
 
 log = logging.getLogger(__name__)
 
+# Where `echogen-trt train` puts runs (runs/<experiment>) and where models are looked for.
+RUNS_DIR = "runs"
+
 
 def find_default_model(cwd: Path) -> Path:
     """The one obvious model in `cwd` or `cwd/runs/*/`; ConfigError listing what was found."""
-    runs = cwd / "runs"
+    runs = cwd / RUNS_DIR
     folders = [cwd, *sorted(p for p in runs.glob("*") if p.is_dir())] if runs.is_dir() else [cwd]
     seen: list[Path] = []
     for patterns in model_tiers():
@@ -41,7 +44,7 @@ def find_default_model(cwd: Path) -> Path:
     unusable = ", ".join(show_relative(f, cwd) for f in seen)
     listed = f" (found but unusable here: {unusable})" if seen else ""
     raise ConfigError(
-        f"--model | none found in {cwd} or runs/*/{listed}. Expected one of "
+        f"--model | none found in {cwd} or {RUNS_DIR}/*/{listed}. Expected one of "
         f"{', '.join(p for tier in model_tiers() for p in tier)}. "
         "Hint: pass --model PATH, or export one with `echogen-trt export`."
     )

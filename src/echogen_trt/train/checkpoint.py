@@ -21,10 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from echogen_trt.artifacts.model_meta import REFERENCE_SIZE
 from echogen_trt.errors import CheckpointError, ConfigError
 from echogen_trt.fileio import atomic_write
 from echogen_trt.fileio import sha256_file as file_sha256
 from echogen_trt.models.factory import build_generator
+from echogen_trt.runtime.default_model import RUNS_DIR
+from echogen_trt.train.config import BEST_CKPT, LAST_CKPT
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +134,7 @@ def generator_state(
         "model_config": dict(model_config),
         "experiment": experiment,
         "kept_labels": list(kept),
-        "image_size": int(model_config.get("image_size", 256)),
+        "image_size": int(model_config.get("image_size", REFERENCE_SIZE)),
         "G": weights,
         "step": int(step),
     }
@@ -156,7 +159,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint {path} | not found. Hint: train one with `echogen-trt train` "
-            "(runs/<name>/last.pt or best.pt)."
+            f"({RUNS_DIR}/<name>/{LAST_CKPT} or {BEST_CKPT})."
         )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
@@ -164,7 +167,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         raise CheckpointError(
             f"checkpoint {path} | cannot be read as a torch file ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else ''}). Expected an echogen-trt checkpoint. "
-            "Hint: the file may be truncated or not a checkpoint; use last.pt or best.pt of a run."
+            f"Hint: the file may be truncated or not a checkpoint; use {LAST_CKPT} or {BEST_CKPT} "
+            "of a run."
         ) from err
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
@@ -191,7 +195,8 @@ def generator_from_state(state: dict[str, Any], source: str = "checkpoint") -> n
         raise CheckpointError(
             f"checkpoint {source} | generator weights do not match its model_config "
             f"{state['model_config']}: {str(err).splitlines()[0]}. "
-            "Hint: the file was edited or written by another tool; use a run's last.pt or best.pt."
+            "Hint: the file was edited or written by another tool; "
+            f"use a run's {LAST_CKPT} or {BEST_CKPT}."
         ) from err
     return model
 

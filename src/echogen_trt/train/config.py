@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from echogen_trt.artifacts.labels import DEFAULT_EXPERIMENT, kept_labels
+from echogen_trt.artifacts.model_meta import REFERENCE_SIZE
 from echogen_trt.errors import ConfigError
 from echogen_trt.fileio import write_bytes_atomic
 from echogen_trt.option_values import check_seed
+from echogen_trt.runtime.default_model import RUNS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,17 @@ TRAIN_PHASES = ("ED", "ES", "both")
 # "target_mean" starts every pixel at the mean training target, which keeps the sigmoid out of
 # saturation early on and prevents the white apex blob (issue 10; README "Which recipe").
 OUTPUT_BIASES = ("target_mean", "zero")
+
+# The run folder's layout: every reader, writer and message names these files through them.
+LAST_CKPT = "last.pt"  # the newest checkpoint, what --resume continues from
+BEST_CKPT = "best.pt"  # the checkpoint with the best validation score
+CONFIG_FILE = "config.json"  # the resolved TrainConfig of the run
+METRICS_FILE = "metrics.jsonl"  # one JSON record per logged step, appended
+
+
+def default_out(experiment: str) -> str:
+    """The run folder of a run given no --out: runs/<experiment>."""
+    return str(Path(RUNS_DIR) / experiment)
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,7 @@ class TrainConfig:
     skip_bad: bool = False  # skip unreadable patients with a warning instead of failing
     # model
     width: int = 64
-    image_size: int = 256
+    image_size: int = REFERENCE_SIZE
     skips: bool = False  # U-Net skips; the reference has none
     decoder_act: str = "relu"  # "leaky" follows the paper's wording
     output_bias: str = "target_mean"  # "zero": the reference's init (README: which recipe)
@@ -164,7 +177,7 @@ def resolve_out(preset: dict[str, Any], flags: dict[str, Any]) -> str:
     if out:
         return str(out)
     experiment = flags.get("experiment") or preset.get("experiment") or DEFAULT_EXPERIMENT
-    return str(Path("runs") / str(experiment))
+    return default_out(str(experiment))
 
 
 def run_config(path: str | Path | None, flags: dict[str, Any], resume: bool = False) -> TrainConfig:
@@ -189,16 +202,16 @@ def run_config(path: str | Path | None, flags: dict[str, Any], resume: bool = Fa
                 "resume: %s=%r from %s (the preset says %r; pass the flag to change it)",
                 key,
                 previous[key],
-                Path(out) / "config.json",
+                Path(out) / CONFIG_FILE,
                 value,
             )
     values = {**preset, **previous, **flags, "out": out}
-    return config_from_dict(values, f"run config {Path(out) / 'config.json'}")
+    return config_from_dict(values, f"run config {Path(out) / CONFIG_FILE}")
 
 
 def previous_config(out: str | Path) -> dict[str, Any] | None:
     """The config.json of an existing run folder (what --resume starts from), or None."""
-    path = Path(out) / "config.json"
+    path = Path(out) / CONFIG_FILE
     if not path.is_file():
         return None
     try:

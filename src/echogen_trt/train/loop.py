@@ -28,7 +28,15 @@ from tqdm import tqdm
 
 from echogen_trt.errors import ConfigError
 from echogen_trt.train.checkpoint import load_checkpoint, save_checkpoint
-from echogen_trt.train.config import TrainConfig, check_config, save_config
+from echogen_trt.train.config import (
+    BEST_CKPT,
+    CONFIG_FILE,
+    LAST_CKPT,
+    TrainConfig,
+    check_config,
+    default_out,
+    save_config,
+)
 from echogen_trt.train.data_feed import (
     Pairs,
     as_tensors,
@@ -126,7 +134,7 @@ def run_training(
     deadline = None if cfg.max_seconds is None else t_start + cfg.max_seconds
     # -- config, DDP and device
     check_config(cfg)
-    cfg = replace(cfg, out=cfg.out or str(Path("runs") / cfg.experiment))
+    cfg = replace(cfg, out=cfg.out or default_out(cfg.experiment))
     ranks = ranks_from_env()
     rank, world, master = ranks.rank, ranks.world, ranks.master
     device = resolve_device(cfg.device, ranks.local_rank)
@@ -135,7 +143,7 @@ def run_training(
     if train_set is None:
         check_data_root(cfg.data)  # before the run folder is created
     out = prepare_out(cfg, resume, check_data=train_set is None) if master else Path(cfg.out or ".")
-    state = load_checkpoint(out / "last.pt") if resume else None
+    state = load_checkpoint(out / LAST_CKPT) if resume else None
     if state is not None:
         cfg = config_for_resume(cfg, state)
     start_ddp(ranks, device)
@@ -164,7 +172,7 @@ def run_training(
     if state is not None:
         step, best_val_l1 = restore_state(gan, state, sampler, cfg.seed + rank if rank else None)
         best_score = state.get("best_val_score")
-        log.info("resumed %s at step %d", out / "last.pt", step)
+        log.info("resumed %s at step %d", out / LAST_CKPT, step)
     if master:  # rows a killed run wrote after its last checkpoint (all of them: a new run)
         trim_metrics(out, step if state is not None else -1)
     if world > 1:
@@ -183,7 +191,7 @@ def run_training(
     tb = None
     wrapup = 0.0  # seconds of the last validation + checkpoint: kept free before the deadline
     if master:
-        save_config(cfg, out / "config.json")
+        save_config(cfg, out / CONFIG_FILE)
         tb = open_tensorboard(cfg, out)
         if step == 0 and cfg.val_every:  # the untrained baseline (its time: a first wrap-up guess)
             t_val = clock()
@@ -196,7 +204,7 @@ def run_training(
     losses: dict[str, float] = {}
     last_val: dict[str, float] = {}
     t0, t_log, step_log = time.perf_counter(), time.perf_counter(), step
-    last_path = out / "last.pt"
+    last_path = out / LAST_CKPT
     done: dict[str, int] = {"val": -1, "ckpt": -1}  # the step last validated / checkpointed
 
     def validate_and_keep() -> None:
@@ -206,7 +214,7 @@ def run_training(
         done["val"] = step
         if best_score is None or last_val["select"] < best_score:
             best_score, best_val_l1 = last_val["select"], last_val["l1"]
-            save_checkpoint(snapshot(), out / "best.pt")
+            save_checkpoint(snapshot(), out / BEST_CKPT)
 
     def checkpoint() -> None:
         write_checkpoint(snapshot(), out, cfg.keep_last)
@@ -267,7 +275,7 @@ def run_training(
     if tb is not None:
         tb.close()
     finish_ddp(ranks)
-    best = out / "best.pt"
+    best = out / BEST_CKPT
     return TrainSummary(
         out=str(out),
         step=step,

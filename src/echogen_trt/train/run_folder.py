@@ -19,18 +19,26 @@ import numpy as np
 from echogen_trt.errors import CheckpointError, ConfigError, TrainingError
 from echogen_trt.fileio import remove_stale_temps, show_path, write_bytes_atomic, writing
 from echogen_trt.train.checkpoint import prune_checkpoints, save_checkpoint
-from echogen_trt.train.config import ARCH_KEYS, TrainConfig
+from echogen_trt.train.config import (
+    ARCH_KEYS,
+    CONFIG_FILE,
+    LAST_CKPT,
+    METRICS_FILE,
+    TrainConfig,
+    default_out,
+)
 
 log = logging.getLogger(__name__)
 
 RUN_KEYS = {"experiment", "iters", "image_size", "width"}  # always in a run's config.json
+LAST_LINK = f".{LAST_CKPT}.link"  # the hard link renamed over last.pt (atomic replace)
 
 
 def prepare_out(cfg: TrainConfig, resume: bool, *, check_data: bool = True) -> Path:
     """Create and probe the run folder; refuse to overwrite a run unless resuming, and refuse a
     folder that is neither empty nor a run of ours (or the dataset). Removes the temporary
     files a killed run left (a checkpoint write cut short)."""
-    out = Path(cfg.out or Path("runs") / cfg.experiment)
+    out = Path(cfg.out or default_out(cfg.experiment))
     refuse_foreign_out(out, Path(cfg.data) if check_data else None)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -41,19 +49,19 @@ def prepare_out(cfg: TrainConfig, resume: bool, *, check_data: bool = True) -> P
         raise ConfigError(
             f"out {out} | not writable ({err.strerror or err}). Hint: choose another --out."
         ) from err
-    has_run = (out / "last.pt").exists()
+    has_run = (out / LAST_CKPT).exists()
     if resume and not has_run:
         raise CheckpointError(
-            f"out {out} | --resume given but there is no last.pt to resume from. "
+            f"out {out} | --resume given but there is no {LAST_CKPT} to resume from. "
             "Hint: drop --resume to start a new run."
         )
     if has_run and not resume:
         raise ConfigError(
-            f"out {out} | already holds a run (last.pt). Hint: pass --resume to continue it, "
+            f"out {out} | already holds a run ({LAST_CKPT}). Hint: pass --resume to continue it, "
             "or choose another --out."
         )
     remove_stale_temps(out)
-    (out / ".last.pt.link").unlink(missing_ok=True)
+    (out / LAST_LINK).unlink(missing_ok=True)
     return out
 
 
@@ -64,23 +72,25 @@ def refuse_foreign_out(out: Path, data: Path | None) -> None:
     if data is not None and data.is_dir() and out.resolve().is_relative_to(data.resolve()):
         raise ConfigError(
             f"out {show_path(out)} | is the dataset folder --data {show_path(data)} or lies "
-            "inside it. Expected a run folder outside the data. Hint: --out runs/<name>."
+            "inside it. Expected a run folder outside the data. "
+            f"Hint: --out {default_out('<name>')}."
         )
     if not out.is_dir() or not any(out.iterdir()) or is_run_folder(out):
         return
     raise ConfigError(
         f"out {show_path(out)} | is a non-empty folder that is not a training run (no "
-        "config.json written by `echogen-trt train`); its files could be overwritten. Expected an "
-        "empty or new folder, or a previous run. Hint: choose another --out, e.g. runs/<name>."
+        f"{CONFIG_FILE} written by `echogen-trt train`); its files could be overwritten. "
+        "Expected an empty or new folder, or a previous run. "
+        f"Hint: choose another --out, e.g. {default_out('<name>')}."
     )
 
 
 def is_run_folder(out: Path) -> bool:
     """True when `out/config.json` is a TrainConfig written by a run (or last.pt is there)."""
-    if (out / "last.pt").is_file():
+    if (out / LAST_CKPT).is_file():
         return True
     try:
-        data = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        data = json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and data.keys() >= RUN_KEYS
@@ -89,7 +99,7 @@ def is_run_folder(out: Path) -> bool:
 def trim_metrics(out: Path, step: int) -> int:
     """Drop metrics.jsonl rows after `step` (written after the checkpoint a resume starts from,
     and a line cut short by a kill), so the resumed run does not record them twice."""
-    path = out / "metrics.jsonl"
+    path = out / METRICS_FILE
     if not path.is_file():
         return 0
     kept, dropped = [], 0
@@ -122,13 +132,13 @@ def config_for_resume(cfg: TrainConfig, state: dict[str, Any]) -> TrainConfig:
 def write_checkpoint(state: dict[str, Any], out: Path, keep_last: int) -> Path:
     """step_NNNNNNN.pt plus last.pt (a hard link where possible), then prune old steps."""
     path = save_checkpoint(state, out / f"step_{state['step']:07d}.pt")
-    tmp = out / ".last.pt.link"
+    tmp = out / LAST_LINK
     try:
         tmp.unlink(missing_ok=True)
         os.link(path, tmp)
-        os.replace(tmp, out / "last.pt")
+        os.replace(tmp, out / LAST_CKPT)
     except OSError:
-        save_checkpoint(state, out / "last.pt")
+        save_checkpoint(state, out / LAST_CKPT)
     prune_checkpoints(out, keep_last)
     return path
 
@@ -147,7 +157,7 @@ def open_tensorboard(cfg: TrainConfig, out: Path) -> Any:
 
 def record(out: Path, row: dict[str, Any], tb: Any) -> None:
     """Append one JSON line to metrics.jsonl (and scalars to TensorBoard)."""
-    path = out / "metrics.jsonl"
+    path = out / METRICS_FILE
     with writing(path), open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
     if tb is not None:
@@ -164,7 +174,7 @@ def check_finite(losses: dict[str, float], step: int, out: Path) -> None:
     """TrainingError naming the step and the last good checkpoint on a NaN/inf loss."""
     bad = {k: v for k, v in losses.items() if not np.isfinite(v)}
     if bad:
-        last = out / "last.pt"
+        last = out / LAST_CKPT
         kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was saved"
         raise TrainingError(
             f"training step {step} | non-finite loss {bad}. Expected finite losses; {kept}. "

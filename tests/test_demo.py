@@ -252,3 +252,24 @@ def test_the_end_names_the_serve_command(demo: tuple[Path, dict[str, Any]]) -> N
     out, _ = demo
     result, _ = run_cli(out)  # every step reused
     assert f"echogen-trt serve --model {out / 'models' / 'echogen.onnx'}" in result.stderr
+
+
+def test_a_refused_judge_fails_the_evaluate_step_not_the_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The judges' quality gate may refuse on a small tree: the demo reports the step as
+    failed, with the reason, and goes on (frames, bench and the report are still made)."""
+    from echogen_trt.demo import steps
+    from echogen_trt.demo.context import Context
+    from echogen_trt.errors import TrainingError
+    from echogen_trt.evaluate import run as evaluate_run
+
+    def refuse(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise TrainingError("judge | seed 1: la 0.000 after a retry. Expected >= 0.7.")
+
+    monkeypatch.setattr(evaluate_run, "run_evaluation", refuse)
+    ctx = Context(DemoConfig(out=str(tmp_path)), tmp_path, "cpu")
+    ctx.outputs["export"] = {"onnx": "models/echogen.onnx"}
+    outcome = steps.evaluate_step(ctx)
+    assert outcome.status == "failed"
+    assert "la 0.000" in outcome.detail and outcome.info == {}

@@ -35,7 +35,7 @@ from echogen_trt.demo.context import (
     held_out,
     test_pairs,
 )
-from echogen_trt.errors import BackendUnavailable, EchogenError
+from echogen_trt.errors import BackendUnavailable, EchogenError, TrainingError
 from echogen_trt.fileio import write_text_atomic
 from echogen_trt.train.config import LAST_CKPT, METRICS_FILE
 
@@ -264,10 +264,14 @@ def evaluate_step(ctx: Context) -> Outcome:
         EvalConfig(), segmenter=SegmenterSettings(iters=ctx.cfg.eval_seg_iters), seed=ctx.cfg.seed,
         judges=ctx.cfg.eval_judges, judge_min_dice=ctx.cfg.eval_min_dice,
     )  # fmt: skip
-    summary = run_evaluation(
-        ctx.out / DATA, model, out_dir=folder, progress=ctx.cfg.progress,
-        cache_dir=ctx.out / CACHE, config=config,
-    )  # fmt: skip
+    try:
+        summary = run_evaluation(
+            ctx.out / DATA, model, out_dir=folder, progress=ctx.cfg.progress,
+            cache_dir=ctx.out / CACHE, config=config,
+        )  # fmt: skip
+    except TrainingError as err:  # the judges' quality gate: no Dice is better than a wrong one
+        log.warning("evaluation refused: %s", err)
+        return Outcome("failed", f"evaluation refused: {err}")
     dice = summary["dice"]
     lv = {k: v.get("lv") for k, v in dice.items()}
     detail = (

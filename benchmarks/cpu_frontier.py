@@ -38,6 +38,7 @@ from echogen_trt.bench.report import format_report, peak_lines, table
 from echogen_trt.bench.runner import BenchConfig, run_benchmark
 from echogen_trt.bench.timing import WarmUp
 from echogen_trt.fileio import write_text_atomic
+from echogen_trt.runtime.backend_choice import alternate_calls
 from echogen_trt.runtime.cpu import cpu_flags
 from run_all import RESULTS, machine_slug
 
@@ -158,17 +159,12 @@ def thread_study(models: dict[str, str], seconds: float) -> list[dict[str, Any]]
     opened = {name: open_backend(path, kind, **opts).open()
               for name, (path, kind, opts) in variants.items()}  # fmt: skip
     x = np.random.default_rng(0).uniform(-1, 1, (1, 1, 256, 256)).astype(np.float32)
-    times: dict[str, list[float]] = {name: [] for name in opened}
     load_before = load_average()
     try:
-        for b in opened.values():
-            b.infer({b.meta.input_name: x})
-        stop = time.perf_counter() + seconds
-        while time.perf_counter() < stop or min(map(len, times.values())) < 3:
-            for name, b in opened.items():
-                t0 = time.perf_counter()
-                b.infer({b.meta.input_name: x}, check=False)
-                times[name].append((time.perf_counter() - t0) * 1e3)
+        feeds = {name: (b, {b.meta.input_name: x}) for name, b in opened.items()}
+        for b, feed in feeds.values():
+            b.infer(feed)  # warm-up, validated
+        times = alternate_calls(feeds, seconds, min_calls=3)
     finally:
         for b in opened.values():
             b.close()

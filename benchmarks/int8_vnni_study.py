@@ -21,7 +21,6 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from echogen_trt.export.int8 import Int8Recipe, export_int8
 from echogen_trt.fileio import write_text_atomic
+from echogen_trt.runtime.backend_choice import alternate_calls
 from echogen_trt.runtime.cpu import cpu_flags
 from echogen_trt.runtime.registry import open_backend
 
@@ -56,17 +56,12 @@ def speed(reference: Path, data: Path, work: Path, seconds: float) -> list[dict[
             export_int8(reference, paths[name], calibrate=data, recipe=recipe, force=True)
     opened = {name: open_backend(p).open() for name, p in paths.items()}
     x = np.random.default_rng(0).uniform(0, 3, (1, 1, 256, 256)).astype(np.float32)
-    times: dict[str, list[float]] = {name: [] for name in opened}
     load = [round(v, 2) for v in os.getloadavg()]
     try:
-        for b in opened.values():
-            b.infer({b.meta.input_name: x})
-        stop = time.perf_counter() + seconds
-        while time.perf_counter() < stop or min(map(len, times.values())) < 5:
-            for name, b in opened.items():
-                t0 = time.perf_counter()
-                b.infer({b.meta.input_name: x}, check=False)
-                times[name].append((time.perf_counter() - t0) * 1e3)
+        feeds = {name: (b, {b.meta.input_name: x}) for name, b in opened.items()}
+        for b, feed in feeds.values():
+            b.infer(feed)  # warm-up, validated
+        times = alternate_calls(feeds, seconds, min_calls=5)
     finally:
         for b in opened.values():
             b.close()

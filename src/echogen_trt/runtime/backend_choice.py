@@ -137,6 +137,21 @@ def _feeds(backend: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def alternate_calls(
+    opened: dict[str, tuple[Any, dict[str, np.ndarray]]], seconds: float, min_calls: int
+) -> dict[str, list[float]]:
+    """ms per call of each opened (backend, feeds), one call of each in turn until `seconds`
+    have passed and each has `min_calls`: interleaved, so a load change hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in opened}
+    stop = time.perf_counter() + seconds
+    while opened and (time.perf_counter() < stop or min(map(len, times.values())) < min_calls):
+        for name, (backend, feeds) in opened.items():
+            t0 = time.perf_counter()
+            backend.infer(feeds, check=False)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
 def race(
     model_path: Path, kinds: tuple[str, ...], seconds: float, registry: Registry
 ) -> dict[str, list[float]]:
@@ -153,14 +168,7 @@ def race(
                 log.warning("backend auto | %s cannot serve %s: %s", kind, model_path, err)
                 continue
             opened[kind] = (backend, feeds)
-        times: dict[str, list[float]] = {kind: [] for kind in opened}
-        stop = time.perf_counter() + seconds
-        while opened and (time.perf_counter() < stop or min(map(len, times.values())) < MIN_CALLS):
-            for kind, (backend, feeds) in opened.items():
-                t0 = time.perf_counter()
-                backend.infer(feeds, check=False)
-                times[kind].append((time.perf_counter() - t0) * 1e3)
-        return times
+        return alternate_calls(opened, seconds, MIN_CALLS)
     finally:
         for backend, _ in opened.values():
             backend.close()
